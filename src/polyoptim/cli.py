@@ -1,0 +1,158 @@
+"""The ``polyoptim`` command line (also ``python -m polyoptim``).
+
+Each subcommand is a pair of functions: ``_add_<name>(subparsers)`` declares its parser
+and flags, and ``_run_<name>(args) -> int`` does the work. To add one, write the pair
+and list the adder in ``_SUBCOMMANDS``. Heavy imports belong inside ``_run_<name>`` so
+that ``polyoptim --help`` stays fast and works without the optional extras.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+__all__ = ["build_parser", "main"]
+
+Subparsers = Any  # argparse's _SubParsersAction is private
+
+
+# --------------------------------------------------------------------------- demo
+
+
+def _parse_lr(text: str) -> tuple[str, float]:
+    name, sep, value = text.partition("=")
+    try:
+        if not sep or not name.strip():
+            raise ValueError
+        return name.strip(), float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=LR, e.g. Adam=3e-3; got {text!r}"
+        ) from None
+
+
+def _add_demo(subparsers: Subparsers) -> None:
+    from polyoptim.demo import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_OPTIMIZERS
+
+    p = subparsers.add_parser(
+        "demo",
+        help="train a small MLP on scikit-learn digits with each optimizer and compare",
+        description=(
+            "Train a 64-128-10 MLP on scikit-learn's bundled digits data once per optimizer "
+            "family, print a table (final train loss, test accuracy, wall time) and write a "
+            "PNG of the loss curves. Needs the 'demo' extra (scikit-learn, matplotlib, tqdm)."
+        ),
+    )
+    p.add_argument(
+        "--optimizers",
+        metavar="LIST",
+        default=",".join(DEFAULT_OPTIMIZERS),
+        help="comma-separated optimizer names, case-insensitive (default: all: %(default)s)",
+    )
+    p.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help="default: %(default)s")
+    p.add_argument(
+        "--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="default: %(default)s"
+    )
+    p.add_argument("--seed", type=int, default=0, help="weight init and batch order seed")
+    p.add_argument(
+        "--out",
+        metavar="PNG",
+        default="polyoptim-demo.png",
+        help="where to write the loss plot (default: %(default)s in the current directory)",
+    )
+    p.add_argument(
+        "--lr",
+        metavar="NAME=LR",
+        type=_parse_lr,
+        action="append",
+        default=[],
+        help="override one optimizer's learning rate; repeatable",
+    )
+    p.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: min(2, CPUs))"
+    )
+    p.add_argument(
+        "--backend",
+        choices=["polyoptim", "torch"],
+        default="polyoptim",
+        help="take the optimizer classes from polyoptim or from torch.optim (default: %(default)s)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    try:
+        from polyoptim import demo
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        print(
+            f"polyoptim demo: {exc}; install the demo extra: pip install 'polyoptim[demo]'",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        names = demo.resolve_names(args.optimizers)
+        lrs = {demo.resolve_names(k)[0]: v for k, v in args.lr}
+    except ValueError as exc:
+        print(f"polyoptim demo: {exc}", file=sys.stderr)
+        return 2
+    if args.epochs < 1 or args.batch_size < 1:
+        print("polyoptim demo: --epochs and --batch-size must be >= 1", file=sys.stderr)
+        return 2
+    if args.backend == "torch":
+        import torch.optim as optim_module
+    else:
+        import polyoptim as optim_module
+
+    start = time.perf_counter()
+    results = demo.run_demo(
+        names,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        lrs=lrs,
+        progress=not args.quiet,
+        num_threads=args.threads,
+        optim_module=optim_module,
+    )
+    elapsed = time.perf_counter() - start
+    path = demo.plot_losses(
+        results, args.out, title=f"{args.backend} demo: MLP on scikit-learn digits"
+    )
+    print(demo.format_table(results))
+    print(f"\n{len(results)} optimizers, {args.epochs} epochs, {elapsed:.1f} s; plot: {path}")
+    return 0
+
+
+# --------------------------------------------------------------------------- main
+
+_SUBCOMMANDS: tuple[Callable[[Subparsers], None], ...] = (_add_demo,)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="polyoptim",
+        description="polyoptim: PyTorch-compatible optimizers over one engine.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in _SUBCOMMANDS:
+        add(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``polyoptim`` command line; returns the process exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 2
+    return int(args.func(args))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""The engine: ``polyoptim.Optimizer``, the one base class every dialect builds on.
+
+It subclasses ``torch.optim.Optimizer`` -- so param groups, named parameters, hooks,
+``zero_grad``, ``state_dict``/``load_state_dict`` and the torch ecosystem (LR schedulers,
+``GradScaler``, ``swa_utils``) work unchanged -- and adds the pipeline of DESIGN.md:
+
+    gather (params, grads) per group
+    → gradient transforms across all groups (loss-scale unscaling, clipping, regularizers, ...)
+    → per group: lazy state, host scalars (``rule.prepare``), element-wise rule in a kernel.
+
+Algorithms that are not element-wise (LBFGS, Adafactor, Muon, ...) override ``_step_group``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import torch
+
+from .kernels.dispatch import select_kernel
+from .rules.base import Rule
+
+GradTransform = Callable[[list[dict], list[list[torch.Tensor]], list[list[torch.Tensor]]], None]
+"""A whole-gradient transform: ``t(groups, params, grads)`` edits ``grads[i][j]`` in place of
+the list (it may replace list items), with ``params[i]``/``grads[i]`` the tensors of group i."""
+
+
+def use_grad_for_differentiable(step: Callable) -> Callable:
+    """Run ``step`` with autograd on only when the optimizer is ``differentiable``."""
+
+    @functools.wraps(step)
+    def wrapper(self: Optimizer, *args: Any, **kwargs: Any) -> Any:
+        with torch.set_grad_enabled(bool(self.defaults.get("differentiable", False))):
+            return step(self, *args, **kwargs)
+
+    return wrapper
+
+
+class Optimizer(torch.optim.Optimizer):
+    """Base class of every polyoptim optimizer.
+
+    Subclasses set ``rule`` (an element-wise :class:`~polyoptim.rules.base.Rule`) or override
+    :meth:`_step_group`. Gradient transforms added with :meth:`add_transform` run over all
+    groups before any update, in the order they were added.
+
+    Args:
+        params: tensors, ``(name, tensor)`` pairs, or param-group dicts.
+        defaults: the default value of every hyperparameter.
+
+    Example:
+        >>> import torch, polyoptim
+        >>> w = torch.nn.Parameter(torch.ones(3))
+        >>> opt = polyoptim.SGD([w], lr=0.1)
+        >>> w.sum().backward(); opt.step()
+        >>> w.detach()
+        tensor([0.9000, 0.9000, 0.9000])
+    """
+
+    rule: Rule | None = None
+
+    def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
+        super().__init__(params, defaults)
+        self.transforms: list[GradTransform] = []
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self.__dict__.setdefault("transforms", [])
+
+    # -- the pipeline ---------------------------------------------------------------------------
+    def add_transform(self, transform: GradTransform) -> Optimizer:
+        """Append a whole-gradient transform (clipping, regularization, ...) to the pipeline."""
+        self.transforms.append(transform)
+        return self
+
+    def _gather(self, group: dict[str, Any]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """The parameters of a group that have a gradient, and those gradients."""
+        params, grads = [], []
+        for p in group["params"]:
+            if p.grad is not None:
+                self._check_grad(p, group)
+                params.append(p)
+                grads.append(p.grad)
+        return params, grads
+
+    def _check_grad(self, p: torch.Tensor, group: dict[str, Any]) -> None:
+        """Refuse gradients the algorithm cannot take (sparse ones by default)."""
+        if p.grad.is_sparse:
+            raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
+
+    @use_grad_for_differentiable
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
+        """Perform a single optimization step.
+
+        Args:
+            closure: a closure that re-evaluates the model and returns the loss.
+        """
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        gathered = [self._gather(g) for g in self.param_groups]
+        params = [pg[0] for pg in gathered]
+        grads = [pg[1] for pg in gathered]
+        for transform in self.transforms:
+            transform(self.param_groups, params, grads)
+        for group, ps, gs in zip(self.param_groups, params, grads):
+            if ps:
+                self._step_group(group, ps, gs)
+        return loss
+
+    # -- one group through its rule -------------------------------------------------------------
+    def _amp(self, group: dict[str, Any]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """``GradScaler``'s scale and inf flag, honoured by the fused path as torch's is."""
+        if not group.get("fused"):
+            return None, None
+        return getattr(self, "grad_scale", None), getattr(self, "found_inf", None)
+
+    def _init_state(self, p: torch.Tensor, group: dict[str, Any]) -> bool:
+        """Create the state of ``p`` if it has none; True if it was created."""
+        if len(self.state.get(p, ())) != 0:
+            return False
+        self._check_new_param(p, group)
+        state: dict[str, Any] = {}
+        rule = self.rule
+        assert rule is not None
+        rule.init_state(p, group, state)
+        if state:  # an algorithm with no state (plain SGD) leaves no empty entry behind
+            self.state[p] = state
+        return True
+
+    def _check_new_param(self, p: torch.Tensor, group: dict[str, Any]) -> None:
+        """Refuse a parameter the configuration cannot update (checked once, at state creation)."""
+
+    def _step_group(
+        self, group: dict[str, Any], params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor]
+    ) -> None:
+        rule = self.rule
+        if rule is None:
+            raise NotImplementedError(f"{type(self).__name__} has no rule and no _step_group")
+        fresh = [self._init_state(p, group) for p in params]
+        grad_scale, found_inf = self._amp(group)
+        if found_inf is not None and float(found_inf) != 0.0:
+            return  # the scaler found inf/nan: skip the step, as torch's fused kernels do
+        if grad_scale is not None:
+            grads = [g / grad_scale.to(g.device) for g in grads]
+            for p, g in zip(params, grads):
+                p.grad.copy_(g)  # torch's fused kernels leave the unscaled gradient behind
+        self._validate_group(group, params)
+        states = [self.state[p] if p in self.state else {} for p in params]
+        scalars = [rule.prepare(group, st, f) for st, f in zip(states, fresh)]
+        select_kernel(group, params)(rule, group, params, grads, states, scalars)
+
+    def _validate_group(self, group: dict[str, Any], params: Sequence[torch.Tensor]) -> None:
+        """Checks made at step time (torch raises some errors only when stepping)."""
+        if group.get("capturable"):
+            supported = capturable_devices()
+            for p in params:
+                if p.device.type not in supported:
+                    raise AssertionError(
+                        "If capturable=True, params and state_steps must be on supported "
+                        f"devices: {supported}."
+                    )
+
+
+def capturable_devices() -> list[str]:
+    """Device types on which ``capturable=True`` is allowed (torch's list)."""
+    return ["cuda", "xpu", "hpu", torch._C._get_privateuse1_backend_name(), "xla"]
+
+
+def params_of(optimizer: torch.optim.Optimizer) -> Iterable[torch.Tensor]:
+    """Every parameter of an optimizer, group by group."""
+    for group in optimizer.param_groups:
+        yield from group["params"]

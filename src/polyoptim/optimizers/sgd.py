@@ -1,0 +1,99 @@
+"""SGD, torch.optim's signature and semantics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..rules.sgd import sgd
+from ..transforms.elementwise import torch_prologue
+from ._common import ParamsT, check_fused_flags, check_lr, check_min, fill_defaults
+from .base import TorchOptimizer
+from .sparse import sparse_sgd_step
+
+
+class SGD(TorchOptimizer):
+    r"""Stochastic gradient descent, optionally with (Nesterov) momentum.
+
+    .. math::
+        \begin{aligned}
+        & g_t \leftarrow \pm\nabla f(\theta_{t-1}) + \lambda\theta_{t-1} \\
+        & b_t \leftarrow \mu b_{t-1} + (1-\tau) g_t \quad (b_1 = g_1) \\
+        & \theta_t \leftarrow \theta_{t-1} - \gamma\,(g_t + \mu b_t \text{ if nesterov else } b_t)
+        \end{aligned}
+
+    Args:
+        params: tensors, ``(name, tensor)`` pairs or param-group dicts.
+        lr: learning rate :math:`\gamma` (float or 1-element Tensor).
+        momentum: momentum factor :math:`\mu`.
+        dampening: dampening :math:`\tau` for momentum.
+        weight_decay: L2 penalty :math:`\lambda` (float or Tensor).
+        nesterov: use Nesterov momentum.
+        maximize: maximize the objective instead of minimizing it.
+        foreach: run the bucketed multi-tensor kernel.
+        differentiable: let autograd record the step.
+        fused: run the fused path (honours ``GradScaler``'s scale and inf flag).
+
+    Sparse gradients are accepted, as in torch.
+
+    Example:
+        >>> import torch, polyoptim
+        >>> model = torch.nn.Linear(4, 1)
+        >>> opt = polyoptim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)
+        >>> model(torch.randn(8, 4)).pow(2).mean().backward(); opt.step(); opt.zero_grad()
+    """
+
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float | Tensor = 1e-3,
+        momentum: float = 0,
+        dampening: float = 0,
+        weight_decay: float | Tensor = 0,
+        nesterov: bool = False,
+        *,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        differentiable: bool = False,
+        fused: bool | None = None,
+    ) -> None:
+        check_lr(lr)
+        if momentum < 0.0:
+            raise ValueError(f"Invalid momentum value: {momentum}")
+        check_min("weight_decay", weight_decay)
+        defaults = dict(
+            lr=lr,
+            momentum=momentum,
+            dampening=dampening,
+            weight_decay=weight_decay,
+            nesterov=nesterov,
+            maximize=maximize,
+            foreach=foreach,
+            differentiable=differentiable,
+            fused=fused,
+        )
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        super().__init__(params, defaults)
+        check_fused_flags(fused, foreach, differentiable)
+
+    rule = torch_prologue(sgd, decoupled_key=None)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        fill_defaults(
+            self, nesterov=False, maximize=False, foreach=None, differentiable=False, fused=False
+        )
+
+    def _check_grad(self, p: torch.Tensor, group: dict[str, Any]) -> None:
+        pass  # SGD takes sparse gradients
+
+    def _step_group(self, group, params, grads):
+        if any(g.is_sparse for g in grads):
+            for p in params:
+                self._init_state(p, group)
+            sparse_sgd_step(self, group, params, grads)
+            return
+        super()._step_group(group, params, grads)

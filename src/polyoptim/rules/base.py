@@ -1,0 +1,99 @@
+"""What a rule is: the math of one step of one element-wise algorithm, written once.
+
+A rule knows nothing of devices, dtypes, groups or frameworks. It names
+
+* its state buffers (parameter-shaped tensors, under torch's state names) and how each starts,
+* ``prepare``: the host-side work of one step for one tensor -- advancing counters kept in the
+  state (``step``, ``mu_product``, ...) and computing the per-tensor scalars the update needs
+  (bias corrections, step sizes), in Python floats, once per tensor per step,
+* ``update``: the element-wise update, written with arithmetic operators and the functions of an
+  ``ops`` namespace, so the same text runs on whole tensors (eager), on lists of tensors
+  (foreach) and on single elements inside a compiled loop (fused).
+
+``update(ops, p, g, *buffers, **scalars)`` returns ``(p, *buffers)`` -- new values, which the
+kernel writes back. Nothing is updated in place inside a rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+Hyper = Mapping[str, Any]
+Scalars = dict[str, Any]
+
+
+def zeros(p: torch.Tensor, hp: Hyper) -> torch.Tensor:
+    """A zero buffer shaped, typed and laid out like the parameter."""
+    return torch.zeros_like(p, memory_format=torch.preserve_format)
+
+
+def ones(p: torch.Tensor, hp: Hyper) -> torch.Tensor:
+    """A buffer of ones shaped like the parameter."""
+    return torch.ones_like(p, memory_format=torch.preserve_format)
+
+
+def step_counter(p: torch.Tensor, hp: Hyper) -> torch.Tensor:
+    """torch's ``step`` state: a 0-d float32 tensor on the host."""
+    return torch.tensor(0.0, dtype=torch.float32)
+
+
+@dataclass(frozen=True)
+class Buffer:
+    """One parameter-shaped state buffer.
+
+    Attributes:
+        name: the state key (torch's name: ``exp_avg``, ``square_avg``, ...).
+        init: makes the initial value from the parameter and the group's hyperparameters.
+        when: the buffer exists only where this predicate of the hyperparameters holds
+            (``max_exp_avg_sq`` only with ``amsgrad``).
+    """
+
+    name: str
+    init: Callable[[torch.Tensor, Hyper], torch.Tensor] = zeros
+    when: Callable[[Hyper], bool] = lambda hp: True
+
+
+@dataclass(frozen=True)
+class Rule:
+    """An element-wise optimizer algorithm.
+
+    Attributes:
+        name: the algorithm's name.
+        buffers: parameter-shaped state, in the order ``update`` takes and returns it.
+        update: ``update(ops, p, g, *buffers, **scalars) -> (p, *buffers)``.
+        prepare: ``prepare(hp, state, fresh) -> scalars``; advances host counters kept in
+            ``state``; ``fresh`` is true on the step that created the state.
+        host_state: non-buffer state created before the buffers (``step`` and friends), as
+            ``name -> init``; the order fixes the order of keys in the state dict.
+    """
+
+    name: str
+    buffers: tuple[Buffer, ...]
+    update: Callable[..., tuple]
+    prepare: Callable[[Hyper, MutableMapping[str, Any], bool], Scalars]
+    host_state: Mapping[str, Callable[[torch.Tensor, Hyper], Any]] = field(default_factory=dict)
+
+    def active_buffers(self, hp: Hyper) -> tuple[Buffer, ...]:
+        """The buffers this configuration keeps."""
+        return tuple(b for b in self.buffers if b.when(hp))
+
+    def init_state(self, p: torch.Tensor, hp: Hyper, state: MutableMapping[str, Any]) -> None:
+        """Create the state of one parameter, in torch's key order."""
+        for name, init in self.host_state.items():
+            state[name] = init(p, hp)
+        for b in self.active_buffers(hp):
+            state[b.name] = b.init(p, hp)
+
+
+def step_of(state: MutableMapping[str, Any]) -> float:
+    """Advance the ``step`` counter kept in the state and return its new value."""
+    step = state["step"]
+    if isinstance(step, torch.Tensor):
+        step += 1
+        return float(step.item())
+    state["step"] = step + 1
+    return float(step + 1)
