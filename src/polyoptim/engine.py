@@ -148,7 +148,7 @@ class Optimizer(torch.optim.Optimizer):
             for p, g in zip(params, grads):
                 p.grad.copy_(g)  # torch's fused kernels leave the unscaled gradient behind
         self._validate_group(group, params)
-        states = [self.state[p] if p in self.state else {} for p in params]
+        states = [self.state.get(p, {}) for p in params]
         scalars = [rule.prepare(group, st, f) for st, f in zip(states, fresh)]
         select_kernel(group, params)(rule, group, params, grads, states, scalars)
 
