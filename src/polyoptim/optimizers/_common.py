@@ -78,3 +78,19 @@ def steps_to_tensors(optimizer: torch.optim.Optimizer, *keys: str) -> None:
                     st[k] = torch.tensor(
                         float(st[k]), dtype=torch.float32, device=p.device if on_device else None
                     )
+
+
+_SCALAR_TYPE_NAMES = {
+    torch.complex32: "ComplexHalf",
+    torch.complex64: "ComplexFloat",
+    torch.complex128: "ComplexDouble",
+    torch.float16: "Half",
+    torch.bfloat16: "BFloat16",
+    torch.float32: "Float",
+    torch.float64: "Double",
+}
+
+
+def scalar_type_name(dtype: torch.dtype) -> str:
+    """ATen's name of a dtype, as it appears in kernel error messages."""
+    return _SCALAR_TYPE_NAMES.get(dtype, str(dtype).removeprefix("torch."))

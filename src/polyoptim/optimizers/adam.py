@@ -117,6 +117,13 @@ class Adam(TorchOptimizer):
         super().__init__(params, defaults)
         check_fused_flags(fused, foreach, differentiable)
 
+    def _validate_group(self, group: dict[str, Any], params: Any) -> None:
+        super()._validate_group(group, params)
+        if group["foreach"] and isinstance(group["lr"], Tensor) and not group["capturable"]:
+            raise RuntimeError(
+                "lr as a Tensor is not supported for capturable=False and foreach=True"
+            )
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         fill_defaults(

@@ -100,7 +100,11 @@ class Adagrad(TorchOptimizer):
         if group.get("fused"):
             super()._check_new_param(p, group)
 
+    fused_check_once = True
+
     def _step_group(self, group, params, grads):
+        if group.get("fused") and any(g.is_sparse or p.is_complex() for p, g in zip(params, grads)):
+            raise RuntimeError("`fused` does not support sparse grad or complex param")
         if not any(g.is_sparse for g in grads):
             return super()._step_group(group, params, grads)
         for p, g in zip(params, grads):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -20,13 +19,15 @@ class TorchOptimizer(Optimizer):
             # GradScaler hands grad_scale/found_inf to optimizers that declare this
             self._step_supports_amp_scaling = True
 
-    def _check_new_param(self, p: torch.Tensor, group: dict[str, Any]) -> None:
-        if group.get("fused"):
-            check_fused_param(p)
+    #: torch checks ``fused`` parameters once per optimizer (SGD, Adagrad) or at every new state
+    fused_check_once: bool = False
 
-    def _validate_group(self, group: dict[str, Any], params: Sequence[torch.Tensor]) -> None:
-        super()._validate_group(group, params)
-        if group.get("foreach") and torch.is_tensor(group["lr"]) and not group.get("capturable"):
-            raise RuntimeError(
-                "lr as a Tensor is not supported for capturable=False and foreach=True"
-            )
+    def _check_new_param(self, p: torch.Tensor, group: dict[str, Any]) -> None:
+        if not group.get("fused"):
+            return
+        if self.fused_check_once:
+            if not getattr(self, "_fused_param_checked", False):
+                check_fused_param(p)
+                self._fused_param_checked = True
+        else:
+            check_fused_param(p)

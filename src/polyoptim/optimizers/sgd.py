@@ -9,7 +9,14 @@ from torch import Tensor
 
 from ..rules.sgd import sgd
 from ..transforms.elementwise import torch_prologue
-from ._common import ParamsT, check_fused_flags, check_lr, check_min, fill_defaults
+from ._common import (
+    ParamsT,
+    check_fused_flags,
+    check_lr,
+    check_min,
+    fill_defaults,
+    scalar_type_name,
+)
 from .base import TorchOptimizer
 from .sparse import sparse_sgd_step
 
@@ -90,7 +97,18 @@ class SGD(TorchOptimizer):
     def _check_grad(self, p: torch.Tensor, group: dict[str, Any]) -> None:
         pass  # SGD takes sparse gradients
 
+    fused_check_once = True
+
     def _step_group(self, group, params, grads):
+        if group.get("fused"):
+            if any(g.is_sparse for g in grads):
+                raise RuntimeError("`_fused_sgd` does not support sparse gradients")
+            for p in params:
+                if p.is_complex():
+                    # torch's fused SGD kernel has no complex instantiation; say so the same way
+                    raise NotImplementedError(
+                        f"\"fused_sgd_kernel\" not implemented for '{scalar_type_name(p.dtype)}'"
+                    )
         if any(g.is_sparse for g in grads):
             for p in params:
                 self._init_state(p, group)

@@ -42,12 +42,21 @@ def adam_prepare(hp, state, fresh):
     t = step_of(state)
     beta1, beta2 = _betas(hp)
     lr = float(hp["lr"])
+    if hp.get("differentiable") or hp.get("capturable"):
+        # torch takes the bias corrections from the float32 step tensor on these paths;
+        # 1 - β2^t loses digits there, and the numbers must agree
+        t_f32 = state["step"]
+        step_size = lr / float(1 - beta1**t_f32)
+        bc2_sqrt = float((1 - beta2**t_f32).sqrt())
+    else:
+        step_size = lr / (1 - beta1**t)
+        bc2_sqrt = math.sqrt(1 - beta2**t)
     return {
         "beta1": beta1,
         "beta2": beta2,
         "eps": hp["eps"],
-        "step_size": lr / (1 - beta1**t),
-        "bc2_sqrt": math.sqrt(1 - beta2**t),
+        "step_size": step_size,
+        "bc2_sqrt": bc2_sqrt,
         "amsgrad": hp["amsgrad"],
     }
 
