@@ -5,6 +5,10 @@ signatures, defaults, error messages, state_dict format and numbers.
 """
 
 from torch.optim import lr_scheduler, swa_utils
+from torch.optim.optimizer import (
+    register_optimizer_step_post_hook,
+    register_optimizer_step_pre_hook,
+)
 
 from .engine import Optimizer
 from .optimizers import (
@@ -37,5 +41,7 @@ __all__ = [
     "RMSprop",
     "Rprop",
     "lr_scheduler",
+    "register_optimizer_step_post_hook",
+    "register_optimizer_step_pre_hook",
     "swa_utils",
 ]
