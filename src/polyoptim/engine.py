@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from .kernels.dispatch import select_kernel
+from .learning_rate import is_plain, lr_at
 from .rules.base import Rule
 
 GradTransform = Callable[[list[dict], list[list[torch.Tensor]], list[list[torch.Tensor]]], None]
@@ -63,10 +64,21 @@ class Optimizer(torch.optim.Optimizer):
     def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
         super().__init__(params, defaults)
         self.transforms: list[GradTransform] = []
+        #: steps taken; indexes per-step learning-rate sequences and schedules
+        self.global_step = 0
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self.__dict__.setdefault("transforms", [])
+        self.__dict__.setdefault("global_step", 0)
+
+    def hyper(self, group: dict[str, Any]) -> dict[str, Any]:
+        """The group's hyperparameters for this step, with its ``lr`` resolved to a number
+        (see :mod:`polyoptim.learning_rate`). Dialects extend this (lr scales, ...)."""
+        lr = group.get("lr")
+        if lr is None or is_plain(lr):
+            return group
+        return {**group, "lr": lr_at(lr, self.global_step)}
 
     # -- the pipeline ---------------------------------------------------------------------------
     def add_transform(self, transform: GradTransform) -> Optimizer:
@@ -107,7 +119,8 @@ class Optimizer(torch.optim.Optimizer):
             transform(self.param_groups, params, grads)
         for group, ps, gs in zip(self.param_groups, params, grads):
             if ps:
-                self._step_group(group, ps, gs)
+                self._step_group(self.hyper(group), ps, gs)
+        self.global_step += 1
         return loss
 
     # -- one group through its rule -------------------------------------------------------------
