@@ -110,8 +110,6 @@ class SGD(TorchOptimizer):
                         f"\"fused_sgd_kernel\" not implemented for '{scalar_type_name(p.dtype)}'"
                     )
         if any(g.is_sparse for g in grads):
-            for p in params:
-                self._init_state(p, group)
             sparse_sgd_step(self, group, params, grads)
             return
         super()._step_group(group, params, grads)
