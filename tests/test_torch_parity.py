@@ -159,3 +159,31 @@ def test_fused_rejects_integer_params_like_torch() -> None:
         p.grad = torch.zeros(3, dtype=torch.int64)
         with pytest.raises(RuntimeError, match=re.escape("`fused=True` requires all the params")):
             mod.Adam([p], fused=True).step()
+
+
+CAPTURABLE = ["Adam", "AdamW", "NAdam", "RAdam", "Adamax", "Adadelta", "RMSprop", "Rprop", "ASGD"]
+
+
+@pytest.mark.parametrize("name", CAPTURABLE)
+def test_capturable_on_cpu_refused_like_torch(name: str) -> None:
+    errors = []
+    for mod in (torch.optim, polyoptim):
+        p = torch.randn(3)
+        p.grad = torch.randn(3)
+        with pytest.raises(AssertionError) as info:
+            getattr(mod, name)([p], capturable=True).step()
+        errors.append(str(info.value))
+    assert errors[0] == errors[1]
+
+
+def test_tensor_betas_and_lr_like_torch() -> None:
+    results = []
+    for mod in (torch.optim, polyoptim):
+        p = torch.ones(3)
+        opt = mod.Adam([p], lr=torch.tensor(0.01), betas=(torch.tensor([0.8]), torch.tensor(0.9)))
+        for i in range(4):
+            p.grad = torch.arange(3.0) + i
+            opt.step()
+        results.append((p, opt.state_dict()))
+    torch.testing.assert_close(results[1][0], results[0][0])
+    assert str(results[1][1]["param_groups"]) == str(results[0][1]["param_groups"])

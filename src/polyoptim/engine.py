@@ -165,21 +165,26 @@ class Optimizer(torch.optim.Optimizer):
         scalars = [rule.prepare(group, st, f) for st, f in zip(states, fresh)]
         select_kernel(group, params)(rule, group, params, grads, states, scalars)
 
+    #: what torch's capturable-device error names, and whether XLA counts for this algorithm
+    capturable_tensors: str = "params and state_steps"
+    capturable_on_xla: bool = True
+
     def _validate_group(self, group: dict[str, Any], params: Sequence[torch.Tensor]) -> None:
         """Checks made at step time (torch raises some errors only when stepping)."""
         if group.get("capturable"):
-            supported = capturable_devices()
+            supported = capturable_devices(self.capturable_on_xla)
             for p in params:
                 if p.device.type not in supported:
                     raise AssertionError(
-                        "If capturable=True, params and state_steps must be on supported "
+                        f"If capturable=True, {self.capturable_tensors} must be on supported "
                         f"devices: {supported}."
                     )
 
 
-def capturable_devices() -> list[str]:
+def capturable_devices(xla: bool = True) -> list[str]:
     """Device types on which ``capturable=True`` is allowed (torch's list)."""
-    return ["cuda", "xpu", "hpu", torch._C._get_privateuse1_backend_name(), "xla"]
+    devices = ["cuda", "xpu", "hpu", torch._C._get_privateuse1_backend_name()]
+    return [*devices, "xla"] if xla else devices
 
 
 def params_of(optimizer: torch.optim.Optimizer) -> Iterable[torch.Tensor]:

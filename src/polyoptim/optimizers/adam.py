@@ -275,6 +275,7 @@ class NAdam(TorchOptimizer):
     """
 
     rule = torch_prologue(nadam)
+    capturable_tensors = "params, mu_products and state_steps"
 
     def __init__(
         self,

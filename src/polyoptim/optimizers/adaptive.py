@@ -142,6 +142,7 @@ class Adadelta(TorchOptimizer):
     """
 
     rule = torch_prologue(adadelta, decoupled_key=None)
+    capturable_on_xla = False
 
     def __init__(
         self,
@@ -333,6 +334,7 @@ class ASGD(TorchOptimizer):
     """
 
     rule = torch_prologue(asgd, decoupled_key=None)
+    capturable_tensors = "params, mus, etas, and state_steps"
 
     def __init__(
         self,
