@@ -187,3 +187,16 @@ def test_tensor_betas_and_lr_like_torch() -> None:
         results.append((p, opt.state_dict()))
     torch.testing.assert_close(results[1][0], results[0][0])
     assert str(results[1][1]["param_groups"]) == str(results[0][1]["param_groups"])
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "Adagrad", "RMSprop", "Adadelta", "Rprop"])
+def test_nan_hyperparameters_treated_like_torch(name: str) -> None:
+    """torch refuses a NaN lr where it writes ``not 0.0 <= lr`` and lets it pass in SGD."""
+    outcomes = []
+    for mod in (torch.optim, polyoptim):
+        try:
+            getattr(mod, name)([torch.zeros(1)], lr=float("nan"))
+            outcomes.append("accepted")
+        except ValueError as e:
+            outcomes.append(str(e))
+    assert outcomes[0] == outcomes[1]

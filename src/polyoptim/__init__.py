@@ -13,22 +13,30 @@ from torch.optim.optimizer import (
 from .engine import Optimizer
 from .optimizers import (
     ASGD,
+    LBFGS,
     SGD,
     Adadelta,
+    Adafactor,
     Adagrad,
     Adam,
     Adamax,
     AdamW,
+    Muon,
     NAdam,
     RAdam,
     RMSprop,
     Rprop,
+    SparseAdam,
 )
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ASGD",
+    "Adafactor",
+    "LBFGS",
+    "Muon",
+    "SparseAdam",
     "SGD",
     "Adadelta",
     "Adagrad",

@@ -14,13 +14,14 @@ def check_lr(lr: float | Tensor, *, strict: bool = False) -> None:
     """torch's learning-rate checks (``strict``: SparseAdam's ``lr > 0``)."""
     if isinstance(lr, Tensor) and lr.numel() != 1:
         raise ValueError("Tensor lr must be 1-element")
-    if (lr <= 0.0) if strict else (lr < 0.0):
+    # written as torch writes it, so that a NaN learning rate is refused too
+    if not ((lr > 0.0) if strict else (lr >= 0.0)):
         raise ValueError(f"Invalid learning rate: {lr}")
 
 
 def check_min(name: str, value: Any, *, strict: bool = False) -> None:
     """``Invalid <name> value: v`` unless ``value >= 0`` (``> 0`` when strict)."""
-    if (value <= 0.0) if strict else (value < 0.0):
+    if not ((value > 0.0) if strict else (value >= 0.0)):
         raise ValueError(f"Invalid {name} value: {value}")
 
 

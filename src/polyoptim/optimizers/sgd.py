@@ -12,8 +12,6 @@ from ..transforms.elementwise import torch_prologue
 from ._common import (
     ParamsT,
     check_fused_flags,
-    check_lr,
-    check_min,
     fill_defaults,
     scalar_type_name,
 )
@@ -66,10 +64,15 @@ class SGD(TorchOptimizer):
         differentiable: bool = False,
         fused: bool | None = None,
     ) -> None:
-        check_lr(lr)
+        # SGD compares with ``<`` where the others write ``not 0 <= x``: NaN passes, as in torch
+        if isinstance(lr, Tensor) and lr.numel() != 1:
+            raise ValueError("Tensor lr must be 1-element")
+        if lr < 0.0:
+            raise ValueError(f"Invalid learning rate: {lr}")
         if momentum < 0.0:
             raise ValueError(f"Invalid momentum value: {momentum}")
-        check_min("weight_decay", weight_decay)
+        if weight_decay < 0.0:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
         defaults = dict(
             lr=lr,
             momentum=momentum,
