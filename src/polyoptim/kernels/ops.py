@@ -26,6 +26,21 @@ class TensorOps:
         return torch.lerp(a, b, w)
 
     @staticmethod
+    def add(x: torch.Tensor, y: Any, alpha: Any) -> torch.Tensor:
+        """``x + alpha·y``, rounded as torch's ``add(..., alpha=)`` (a fused multiply-add)."""
+        return torch.add(x, y, alpha=alpha)
+
+    @staticmethod
+    def addcmul(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, value: Any) -> torch.Tensor:
+        """``x + value·a·b`` in one rounding where torch fuses it (its ``addcmul``)."""
+        return torch.addcmul(x, a, b, value=value)
+
+    @staticmethod
+    def addcdiv(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, value: Any) -> torch.Tensor:
+        """``x + value·(a/b)``, rounded as torch's ``addcdiv``."""
+        return torch.addcdiv(x, a, b, value=value)
+
+    @staticmethod
     def maximum(a: torch.Tensor, b: Any) -> torch.Tensor:
         if isinstance(b, torch.Tensor):
             return torch.maximum(a, b)
@@ -193,6 +208,24 @@ class ListOps:
         if _is_scalar(w) and not isinstance(w, torch.Tensor):
             return TensorList(torch._foreach_lerp(a.ts, b.ts, w))
         return _zip_apply(torch.lerp, a, b, w)
+
+    @staticmethod
+    def add(x: TensorList, y: TensorList, alpha: Any) -> TensorList:
+        if _is_scalar(alpha) and not isinstance(alpha, torch.Tensor):
+            return TensorList(torch._foreach_add(x.ts, y.ts, alpha=alpha))
+        return _zip_apply(lambda x_, y_, a: torch.add(x_, y_, alpha=a), x, y, alpha)
+
+    @staticmethod
+    def addcmul(x: TensorList, a: TensorList, b: TensorList, value: Any) -> TensorList:
+        if _is_scalar(value) and not isinstance(value, torch.Tensor):
+            return TensorList(torch._foreach_addcmul(x.ts, a.ts, b.ts, value=value))
+        return _zip_apply(lambda x_, a_, b_, v: torch.addcmul(x_, a_, b_, value=v), x, a, b, value)
+
+    @staticmethod
+    def addcdiv(x: TensorList, a: TensorList, b: TensorList, value: Any) -> TensorList:
+        if _is_scalar(value) and not isinstance(value, torch.Tensor):
+            return TensorList(torch._foreach_addcdiv(x.ts, a.ts, b.ts, value=value))
+        return _zip_apply(lambda x_, a_, b_, v: torch.addcdiv(x_, a_, b_, value=v), x, a, b, value)
 
     @staticmethod
     def maximum(a: TensorList, b: Any) -> TensorList:

@@ -13,10 +13,10 @@ from .base import Buffer, Rule, step_counter, step_of
 
 
 def update(ops, p, g, v, u, *, lr, rho, eps):
-    v = v * rho + (1 - rho) * g * g
+    v = ops.addcmul(v * rho, g, g, 1 - rho)
     delta = ops.sqrt(u + eps) / ops.sqrt(v + eps) * g
-    u = u * rho + (1 - rho) * delta * delta
-    return p + (-lr) * delta, v, u
+    u = ops.addcmul(u * rho, delta, delta, 1 - rho)
+    return ops.add(p, delta, -lr), v, u
 
 
 def prepare(hp, state, fresh):

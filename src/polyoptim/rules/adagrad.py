@@ -15,8 +15,8 @@ from .base import Buffer, Rule, step_of
 
 
 def update(ops, p, g, s, *, clr, eps):
-    s = s + 1 * g * g
-    return p + (-clr) * (g / (ops.sqrt(s) + eps)), s
+    s = ops.addcmul(s, g, g, 1)
+    return ops.addcdiv(p, g, ops.sqrt(s) + eps, -clr), s
 
 
 def prepare(hp, state, fresh):

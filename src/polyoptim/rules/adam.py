@@ -29,13 +29,13 @@ def _betas(hp):
 # -- Adam / AdamW ------------------------------------------------------------------------------
 def adam_update(ops, p, g, m, v, vmax, *, beta1, beta2, eps, step_size, bc2_sqrt, amsgrad):
     m = ops.lerp(m, g, 1 - beta1)
-    v = v * beta2 + (1 - beta2) * g * g
+    v = ops.addcmul(v * beta2, g, g, 1 - beta2)
     if amsgrad:
         vmax = ops.maximum(vmax, v)
         denom = ops.sqrt(vmax) / bc2_sqrt + eps
     else:
         denom = ops.sqrt(v) / bc2_sqrt + eps
-    return p + (-step_size) * (m / denom), m, v, vmax
+    return ops.addcdiv(p, m, denom, -step_size), m, v, vmax
 
 
 def adam_prepare(hp, state, fresh):
@@ -79,7 +79,7 @@ def adamax_update(ops, p, g, m, u, *, beta1, beta2, eps, clr):
     r"""``m ← lerp(m, g, 1-β1)``, ``u ← max(β2 u, |g| + ε)``, ``p ← p − γ/(1-β1^t) · m/u``."""
     m = ops.lerp(m, g, 1 - beta1)
     u = ops.maximum(u * beta2, ops.abs(g) + eps)
-    return p + (-clr) * (m / u), m, u
+    return ops.addcdiv(p, m, u, -clr), m, u
 
 
 def adamax_prepare(hp, state, fresh):
@@ -108,10 +108,10 @@ def nadam_update(ops, p, g, m, v, *, beta1, beta2, eps, bc2, c_grad, c_avg):
     momentum-schedule coefficients ``c_g = −γ(1−μ_t)/(1−Πμ)``, ``c_m = −γμ_{t+1}/(1−Πμ·μ_{t+1})``.
     """
     m = ops.lerp(m, g, 1 - beta1)
-    v = v * beta2 + (1 - beta2) * g * g
+    v = ops.addcmul(v * beta2, g, g, 1 - beta2)
     denom = ops.sqrt(v / bc2) + eps
-    p = p + c_grad * (g / denom)
-    p = p + c_avg * (m / denom)
+    p = ops.addcdiv(p, g, denom, c_grad)
+    p = ops.addcdiv(p, m, denom, c_avg)
     return p, m, v
 
 
@@ -151,7 +151,7 @@ def radam_update(ops, p, g, m, v, *, lr, beta1, beta2, eps, bc1, bc2_sqrt, rect)
     r"""Rectified Adam: when the variance is tractable (``ρ_t > 5``)
     ``p ← p − γ · m/(1-β1^t) · √(1-β2^t)/(√v + ε) · r_t``, else ``p ← p − γ · m/(1-β1^t)``."""
     m = ops.lerp(m, g, 1 - beta1)
-    v = v * beta2 + (1 - beta2) * g * g
+    v = ops.addcmul(v * beta2, g, g, 1 - beta2)
     m_hat = m / bc1
     if rect is not None:
         p = p + (-1.0) * (m_hat * lr * (bc2_sqrt / (ops.sqrt(v) + eps)) * rect)

@@ -17,7 +17,7 @@ from .base import Buffer, Rule, step_counter, step_of
 
 def update(ops, p, g, ax, *, eta, lambd, mu, copy_ax):
     p = p * (1 - lambd * eta)
-    p = p + (-eta) * g
+    p = ops.add(p, g, -eta)
     ax = ops.select(copy_ax, p, ax + (p - ax) * mu)
     return p, ax
 

@@ -16,17 +16,17 @@ from .base import Buffer, Rule, step_counter, step_of
 
 
 def update(ops, p, g, v, buf, gavg, *, lr, alpha, eps, momentum):
-    v = v * alpha + (1 - alpha) * g * g
+    v = ops.addcmul(v * alpha, g, g, 1 - alpha)
     if gavg is not None:
         gavg = ops.lerp(gavg, g, 1 - alpha)
-        avg = ops.sqrt(v + (-1) * gavg * gavg) + eps
+        avg = ops.sqrt(ops.addcmul(v, gavg, gavg, -1)) + eps
     else:
         avg = ops.sqrt(v) + eps
     if buf is not None:
-        buf = buf * momentum + g / avg
-        p = p + (-lr) * buf
+        buf = ops.addcdiv(buf * momentum, g, avg, 1)
+        p = ops.add(p, buf, -lr)
     else:
-        p = p + (-lr) * (g / avg)
+        p = ops.addcdiv(p, g, avg, -lr)
     return p, v, buf, gavg
 
 

@@ -16,9 +16,9 @@ from .base import Buffer, Rule
 
 def update(ops, p, g, buf, *, lr, momentum, dampening, nesterov, first):
     if buf is not None:
-        buf = g if first else buf * momentum + (1 - dampening) * g
-        g = g + momentum * buf if nesterov else buf
-    return p + (-lr) * g, buf
+        buf = g if first else ops.add(buf * momentum, g, 1 - dampening)
+        g = ops.add(g, buf, momentum) if nesterov else buf
+    return ops.add(p, g, -lr), buf
 
 
 def prepare(hp, state, fresh):

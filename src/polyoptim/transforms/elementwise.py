@@ -38,7 +38,7 @@ def torch_prologue(rule: Rule, *, decoupled_key: str | None = "decoupled_weight_
             if decay_factor is not None:
                 p = p * decay_factor
             else:
-                g = g + weight_decay * p
+                g = ops.add(g, p, weight_decay)
         return inner_update(ops, p, g, *buffers, **scalars)
 
     def prepare(hp: Mapping[str, Any], state: MutableMapping[str, Any], fresh: bool):
