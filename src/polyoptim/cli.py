@@ -72,7 +72,10 @@ def _add_demo(subparsers: Subparsers) -> None:
         help="override one optimizer's learning rate; repeatable",
     )
     p.add_argument(
-        "--threads", type=int, default=None, help="torch threads (default: min(2, CPUs))"
+        "--threads",
+        type=int,
+        default=None,
+        help="torch intra-op threads (default: 1; the model is tiny)",
     )
     p.add_argument(
         "--backend",

@@ -42,6 +42,7 @@ __all__ = [
 DEFAULT_EPOCHS = 20
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_HIDDEN = 128
+DEFAULT_THREADS = 1
 #: The train/test split is fixed (independent of ``seed``) so that runs with different
 #: seeds are scored on the same held-out images.
 SPLIT_SEED = 0
@@ -254,8 +255,9 @@ def run_demo(
         lrs: learning rates overriding the per-optimizer defaults, keyed by name.
         progress: show a tqdm progress bar on stderr.
         num_threads: torch intra-op threads during the demo (restored afterwards);
-            ``None`` means ``min(2, os.cpu_count())``, which is plenty for a model this
-            small.
+            ``None`` means 1. The matrices here are at most 64x128, too small to gain from
+            more threads, and extra threads make the run an order of magnitude slower when
+            the CPU is shared with other work.
         optim_module: the namespace the optimizer classes come from; ``None`` means
             ``polyoptim``. Pass ``torch.optim`` to compare with PyTorch.
 
@@ -270,7 +272,7 @@ def run_demo(
     lr_overrides = {resolve_names(k)[0]: float(v) for k, v in (lrs or {}).items()}
     mod = _default_optim_module() if optim_module is None else optim_module
     if num_threads is None:
-        num_threads = max(1, min(2, os.cpu_count() or 1))
+        num_threads = DEFAULT_THREADS
 
     x_train, y_train, x_test, y_test = _load_data()
     n_train = x_train.shape[0]
@@ -421,6 +423,7 @@ def plot_losses(
         )
     ax.set_yscale("log")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlim(0, max((len(r.losses) - 1 for r in results), default=1) or 1)
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"training loss (full train set, clipped at {LOSS_FLOOR:g})")
     ax.set_title(title or "polyoptim demo: MLP on scikit-learn digits")
