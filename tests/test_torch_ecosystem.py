@@ -359,3 +359,46 @@ def test_closure_is_evaluated_with_grad_enabled():
     loss = opt.step(closure)
     assert loss.item() == 4.0
     torch.testing.assert_close(w.detach(), torch.tensor([1.6]))
+
+
+@pytest.mark.parametrize(("name", "kw"), CONFIGS[::2] + CONFIGS[1:2], ids=str)
+def test_unpickling_an_old_optimizer_fills_flags_like_torch(name, kw):
+    """An optimizer pickled by an older version lacks newer flags and keeps ``step`` (and
+    friends) as numbers: __setstate__ repairs it exactly as torch's does."""
+    results = []
+    for mod, model in zip((torch.optim, polyoptim), model_pair()):
+        opt = getattr(mod, name)(model.parameters(), **kw)
+        train_step(model, opt, 0)
+        old = opt.__getstate__()
+        for group in old["param_groups"]:
+            for flag in (
+                "foreach",
+                "maximize",
+                "differentiable",
+                "capturable",
+                "fused",
+                "amsgrad",
+                "decoupled_weight_decay",
+                "nesterov",
+                "centered",
+            ):
+                group.pop(flag, None)
+        for st in old["state"].values():
+            for k in ("step", "eta", "mu", "mu_product"):
+                if k in st:
+                    st[k] = float(st[k])
+        opt.__setstate__(old)
+        results.append(opt)
+    ta, pb = results
+
+    def flags(o):
+        return [{k: v for k, v in g.items() if k != "params"} for g in o.param_groups]
+
+    assert flags(pb) == flags(ta)
+    for sa, sb in zip(ta.state.values(), pb.state.values()):
+        assert list(sa) == list(sb)
+        for k in sa:
+            assert type(sa[k]) is type(sb[k])
+            if torch.is_tensor(sa[k]):
+                assert sa[k].dtype == sb[k].dtype
+                torch.testing.assert_close(sb[k], sa[k])

@@ -14,8 +14,6 @@ from ._common import (
     check_fused_flags,
     check_lr,
     check_min,
-    fill_defaults,
-    steps_to_tensors,
     to_scalar,
 )
 from .base import TorchOptimizer
@@ -58,6 +56,12 @@ class Adam(TorchOptimizer):
     """
 
     rule = torch_prologue(adam)
+    setstate_defaults = {
+        **TorchOptimizer.setstate_defaults,
+        "amsgrad": False,
+        "decoupled_weight_decay": False,
+        "fused": None,
+    }
 
     def __init__(
         self,
@@ -123,20 +127,6 @@ class Adam(TorchOptimizer):
             raise RuntimeError(
                 "lr as a Tensor is not supported for capturable=False and foreach=True"
             )
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)
-        fill_defaults(
-            self,
-            amsgrad=False,
-            maximize=False,
-            foreach=None,
-            capturable=False,
-            differentiable=False,
-            decoupled_weight_decay=False,
-            fused=None,
-        )
-        steps_to_tensors(self, "step")
 
 
 class AdamW(Adam):
@@ -244,11 +234,6 @@ class Adamax(TorchOptimizer):
         )
         super().__init__(params, defaults)
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)
-        fill_defaults(self, foreach=None, maximize=False, differentiable=False, capturable=False)
-        steps_to_tensors(self, "step")
-
 
 class NAdam(TorchOptimizer):
     r"""NAdam: Adam with Nesterov momentum and a momentum schedule.
@@ -275,6 +260,8 @@ class NAdam(TorchOptimizer):
     """
 
     rule = torch_prologue(nadam)
+    setstate_defaults = {**TorchOptimizer.setstate_defaults, "decoupled_weight_decay": False}
+    scalar_state = ("step", "mu_product")
     capturable_tensors = "params, mu_products and state_steps"
 
     def __init__(
@@ -308,18 +295,6 @@ class NAdam(TorchOptimizer):
         )
         super().__init__(params, defaults)
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)
-        fill_defaults(
-            self,
-            maximize=False,
-            foreach=None,
-            capturable=False,
-            differentiable=False,
-            decoupled_weight_decay=False,
-        )
-        steps_to_tensors(self, "step", "mu_product")
-
 
 class RAdam(TorchOptimizer):
     r"""RAdam: Adam with a rectified adaptive learning rate.
@@ -345,6 +320,7 @@ class RAdam(TorchOptimizer):
     """
 
     rule = torch_prologue(radam)
+    setstate_defaults = {**TorchOptimizer.setstate_defaults, "decoupled_weight_decay": False}
 
     def __init__(
         self,
@@ -373,15 +349,3 @@ class RAdam(TorchOptimizer):
             differentiable=differentiable,
         )
         super().__init__(params, defaults)
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)
-        fill_defaults(
-            self,
-            foreach=None,
-            maximize=False,
-            differentiable=False,
-            capturable=False,
-            decoupled_weight_decay=False,
-        )
-        steps_to_tensors(self, "step")

@@ -19,8 +19,6 @@ from ._common import (
     check_fused_flags,
     check_lr,
     check_min,
-    fill_defaults,
-    steps_to_tensors,
 )
 from .base import TorchOptimizer
 from .sparse import sparse_adagrad_update
@@ -51,6 +49,7 @@ class Adagrad(TorchOptimizer):
     """
 
     rule = torch_prologue(adagrad, decoupled_key=None)
+    setstate_defaults = {"foreach": None, "maximize": False, "differentiable": False, "fused": None}
 
     def __init__(
         self,
@@ -90,11 +89,6 @@ class Adagrad(TorchOptimizer):
 
     def _check_new_param(self, p: torch.Tensor, group: dict[str, Any]) -> None:
         pass  # torch checks fused Adagrad's parameters at step time, not at construction
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)
-        fill_defaults(self, foreach=None, maximize=False, differentiable=False, fused=None)
-        steps_to_tensors(self, "step")
 
     def _check_grad(self, p: torch.Tensor, group: dict[str, Any]) -> None:
         if group.get("fused"):
@@ -174,11 +168,6 @@ class Adadelta(TorchOptimizer):
         )
         super().__init__(params, defaults)
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)
-        fill_defaults(self, foreach=None, maximize=False, differentiable=False, capturable=False)
-        steps_to_tensors(self, "step")
-
 
 class RMSprop(TorchOptimizer):
     r"""RMSprop (torch's form).
@@ -204,6 +193,7 @@ class RMSprop(TorchOptimizer):
     """
 
     rule = torch_prologue(rmsprop, decoupled_key=None)
+    setstate_defaults = {**TorchOptimizer.setstate_defaults, "momentum": 0, "centered": False}
 
     def __init__(
         self,
@@ -237,19 +227,6 @@ class RMSprop(TorchOptimizer):
             differentiable=differentiable,
         )
         super().__init__(params, defaults)
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)
-        fill_defaults(
-            self,
-            momentum=0,
-            centered=False,
-            foreach=None,
-            maximize=False,
-            differentiable=False,
-            capturable=False,
-        )
-        steps_to_tensors(self, "step")
 
 
 class Rprop(TorchOptimizer):
@@ -302,11 +279,6 @@ class Rprop(TorchOptimizer):
         )
         super().__init__(params, defaults)
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)
-        fill_defaults(self, foreach=None, maximize=False, differentiable=False, capturable=False)
-        steps_to_tensors(self, "step")
-
 
 class ASGD(TorchOptimizer):
     r"""Averaged stochastic gradient descent.
@@ -334,6 +306,7 @@ class ASGD(TorchOptimizer):
     """
 
     rule = torch_prologue(asgd, decoupled_key=None)
+    scalar_state = ("step", "eta", "mu")
     capturable_tensors = "params, mus, etas, and state_steps"
 
     def __init__(
@@ -363,8 +336,3 @@ class ASGD(TorchOptimizer):
             capturable=capturable,
         )
         super().__init__(params, defaults)
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)
-        fill_defaults(self, foreach=None, maximize=False, differentiable=False, capturable=False)
-        steps_to_tensors(self, "step", "eta", "mu")

@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
 from ..engine import Optimizer
-from ._common import check_fused_param
+from ._common import check_fused_param, fill_defaults, steps_to_tensors
 
 
 class TorchOptimizer(Optimizer):
     """An engine optimizer that follows torch.optim's ``foreach``/``fused`` conventions."""
+
+    #: flags an older pickled optimizer may lack, and the values torch fills in for them
+    setstate_defaults: ClassVar[dict[str, Any]] = {
+        "foreach": None,
+        "maximize": False,
+        "differentiable": False,
+        "capturable": False,
+    }
+    #: per-parameter scalar state that older checkpoints kept as plain numbers
+    scalar_state: ClassVar[tuple[str, ...]] = ("step",)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        fill_defaults(self, **self.setstate_defaults)
+        steps_to_tensors(self, *self.scalar_state)
 
     def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
         super().__init__(params, defaults)

@@ -12,7 +12,6 @@ from ..transforms.elementwise import torch_prologue
 from ._common import (
     ParamsT,
     check_fused_flags,
-    fill_defaults,
     scalar_type_name,
 )
 from .base import TorchOptimizer
@@ -90,12 +89,14 @@ class SGD(TorchOptimizer):
         check_fused_flags(fused, foreach, differentiable)
 
     rule = torch_prologue(sgd, decoupled_key=None)
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)
-        fill_defaults(
-            self, nesterov=False, maximize=False, foreach=None, differentiable=False, fused=False
-        )
+    setstate_defaults = {
+        "nesterov": False,
+        "maximize": False,
+        "foreach": None,
+        "differentiable": False,
+        "fused": False,
+    }
+    scalar_state = ()
 
     def _check_grad(self, p: torch.Tensor, group: dict[str, Any]) -> None:
         pass  # SGD takes sparse gradients
