@@ -16,7 +16,7 @@ from ._common import (
     check_min,
     to_scalar,
 )
-from .base import TorchOptimizer
+from .base import COMMON_FLAGS, TorchOptimizer
 
 
 class Adam(TorchOptimizer):
@@ -57,11 +57,12 @@ class Adam(TorchOptimizer):
 
     rule = torch_prologue(adam)
     setstate_defaults = {
-        **TorchOptimizer.setstate_defaults,
+        **COMMON_FLAGS,
         "amsgrad": False,
         "decoupled_weight_decay": False,
         "fused": None,
     }
+    scalar_state = ("step",)
 
     def __init__(
         self,
@@ -207,6 +208,8 @@ class Adamax(TorchOptimizer):
     """
 
     rule = torch_prologue(adamax, decoupled_key=None)
+    setstate_defaults = COMMON_FLAGS
+    scalar_state = ("step",)
 
     def __init__(
         self,
@@ -260,7 +263,7 @@ class NAdam(TorchOptimizer):
     """
 
     rule = torch_prologue(nadam)
-    setstate_defaults = {**TorchOptimizer.setstate_defaults, "decoupled_weight_decay": False}
+    setstate_defaults = {**COMMON_FLAGS, "decoupled_weight_decay": False}
     scalar_state = ("step", "mu_product")
     capturable_tensors = "params, mu_products and state_steps"
 
@@ -320,7 +323,8 @@ class RAdam(TorchOptimizer):
     """
 
     rule = torch_prologue(radam)
-    setstate_defaults = {**TorchOptimizer.setstate_defaults, "decoupled_weight_decay": False}
+    setstate_defaults = {**COMMON_FLAGS, "decoupled_weight_decay": False}
+    scalar_state = ("step",)
 
     def __init__(
         self,

@@ -20,7 +20,7 @@ from ._common import (
     check_lr,
     check_min,
 )
-from .base import TorchOptimizer
+from .base import COMMON_FLAGS, TorchOptimizer
 from .sparse import sparse_adagrad_update
 
 
@@ -50,6 +50,7 @@ class Adagrad(TorchOptimizer):
 
     rule = torch_prologue(adagrad, decoupled_key=None)
     setstate_defaults = {"foreach": None, "maximize": False, "differentiable": False, "fused": None}
+    scalar_state = ("step",)
 
     def __init__(
         self,
@@ -136,6 +137,8 @@ class Adadelta(TorchOptimizer):
     """
 
     rule = torch_prologue(adadelta, decoupled_key=None)
+    setstate_defaults = COMMON_FLAGS
+    scalar_state = ("step",)
     capturable_on_xla = False
 
     def __init__(
@@ -193,7 +196,8 @@ class RMSprop(TorchOptimizer):
     """
 
     rule = torch_prologue(rmsprop, decoupled_key=None)
-    setstate_defaults = {**TorchOptimizer.setstate_defaults, "momentum": 0, "centered": False}
+    setstate_defaults = {**COMMON_FLAGS, "momentum": 0, "centered": False}
+    scalar_state = ("step",)
 
     def __init__(
         self,
@@ -252,6 +256,8 @@ class Rprop(TorchOptimizer):
     """
 
     rule = torch_prologue(rprop, decoupled_key=None)
+    setstate_defaults = COMMON_FLAGS
+    scalar_state = ("step",)
 
     def __init__(
         self,
@@ -306,6 +312,7 @@ class ASGD(TorchOptimizer):
     """
 
     rule = torch_prologue(asgd, decoupled_key=None)
+    setstate_defaults = COMMON_FLAGS
     scalar_state = ("step", "eta", "mu")
     capturable_tensors = "params, mus, etas, and state_steps"
 

@@ -9,19 +9,22 @@ import torch
 from ..engine import Optimizer
 from ._common import check_fused_param, fill_defaults, steps_to_tensors
 
+#: the flags most torch optimizers fill in when an old pickle lacks them
+COMMON_FLAGS: dict[str, Any] = {
+    "foreach": None,
+    "maximize": False,
+    "differentiable": False,
+    "capturable": False,
+}
+
 
 class TorchOptimizer(Optimizer):
     """An engine optimizer that follows torch.optim's ``foreach``/``fused`` conventions."""
 
     #: flags an older pickled optimizer may lack, and the values torch fills in for them
-    setstate_defaults: ClassVar[dict[str, Any]] = {
-        "foreach": None,
-        "maximize": False,
-        "differentiable": False,
-        "capturable": False,
-    }
+    setstate_defaults: ClassVar[dict[str, Any]] = {}
     #: per-parameter scalar state that older checkpoints kept as plain numbers
-    scalar_state: ClassVar[tuple[str, ...]] = ("step",)
+    scalar_state: ClassVar[tuple[str, ...]] = ()
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)

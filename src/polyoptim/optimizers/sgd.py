@@ -96,7 +96,6 @@ class SGD(TorchOptimizer):
         "differentiable": False,
         "fused": False,
     }
-    scalar_state = ()
 
     def _check_grad(self, p: torch.Tensor, group: dict[str, Any]) -> None:
         pass  # SGD takes sparse gradients
