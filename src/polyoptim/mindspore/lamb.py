@@ -1,0 +1,89 @@
+"""MindSpore's ``Lamb`` (rule: :mod:`polyoptim.rules.lamb`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..rules.lamb import lamb_step
+from .adam import _check_betas_eps
+from .optimizer import Optimizer, f32
+
+__all__ = ["Lamb"]
+
+
+class Lamb(Optimizer):
+    r"""LAMB (You et al., 2019) as MindSpore documents it (``nn.Lamb``).
+
+    .. math::
+        m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t \qquad v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2
+
+    .. math::
+        r_t = \frac{m_t/(1-\beta_1^t)}{\sqrt{v_t/(1-\beta_2^t)} + \epsilon} + \lambda p_{t-1}
+        \qquad
+        p_t = p_{t-1} - \gamma\,\frac{\lVert p_{t-1}\rVert}{\lVert r_t\rVert}\, r_t
+
+    (trust ratio 1 where a norm is 0; :math:`\lambda` only for decayed parameters). Gradient
+    centralization applies; there is no loss scale. MindSpore has no CPU kernel for Lamb.
+
+    Args:
+        params: tensors, ``(name, tensor)`` pairs or group dicts.
+        learning_rate: any learning-rate kind (required).
+        beta1, beta2: in (0, 1).
+        eps: :math:`\epsilon > 0` (default 1e-6).
+        weight_decay: :math:`\lambda`, float or schedule.
+
+    State: ``lamb_m.<name>``, ``lamb_v.<name>``.
+
+    Example:
+        >>> import torch
+        >>> from polyoptim import mindspore as nn
+        >>> w = torch.nn.Parameter(torch.tensor([3.0, 4.0]))
+        >>> opt = nn.Lamb([w], learning_rate=0.1)
+        >>> _ = opt((torch.tensor([1.0, 1.0]),)); w.detach()   # step 0.1 * 5 along r/|r|
+        tensor([2.6464, 3.6464])
+    """
+
+    _pipeline = ("gradients_centralization",)
+    _rule_decay = True
+    _ckpt_slots = (("lamb_m.{}", "exp_avg"), ("lamb_v.{}", "exp_avg_sq"))
+
+    def __init__(
+        self,
+        params: Any,
+        learning_rate: Any,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-6,
+        weight_decay: Any = 0.0,
+    ) -> None:
+        super().__init__(learning_rate, params, weight_decay)
+        _check_betas_eps(beta1, beta2, eps, self.cls_name)
+        self._configure(beta1=f32(beta1), beta2=f32(beta2), eps=f32(eps))
+
+    def _initial_state(self, p: torch.Tensor) -> dict[str, Any]:
+        return {
+            "step": torch.tensor(0.0, dtype=torch.float32),
+            "exp_avg": torch.zeros_like(p),
+            "exp_avg_sq": torch.zeros_like(p),
+        }
+
+    def _update_group(self, group, params, grads) -> None:
+        for p, g in zip(params, grads):
+            state = self.state[p]
+            if not state:
+                state.update(self._initial_state(p))
+            state["step"] += 1
+            lamb_step(
+                p,
+                g,
+                state["exp_avg"],
+                state["exp_avg_sq"],
+                lr=group["lr"],
+                beta1=group["beta1"],
+                beta2=group["beta2"],
+                eps=group["eps"],
+                weight_decay=group["weight_decay"],
+                step=int(state["step"]),
+            )
