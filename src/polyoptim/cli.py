@@ -130,9 +130,18 @@ def _run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- bench
+
+
+def _add_bench(subparsers: Subparsers) -> None:
+    from polyoptim.bench import add_parser  # flags and the run live in polyoptim/bench.py
+
+    add_parser(subparsers)
+
+
 # --------------------------------------------------------------------------- main
 
-_SUBCOMMANDS: tuple[Callable[[Subparsers], None], ...] = (_add_demo,)
+_SUBCOMMANDS: tuple[Callable[[Subparsers], None], ...] = (_add_demo, _add_bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from .kernels.dispatch import select_kernel
+from .kernels.dispatch import run_group
 from .learning_rate import is_plain, lr_at
 from .rules.base import Rule
 
@@ -156,14 +156,11 @@ class Optimizer(torch.optim.Optimizer):
         grad_scale, found_inf = self._amp(group)
         if found_inf is not None and float(found_inf) != 0.0:
             return  # the scaler found inf/nan: skip the step, as torch's fused kernels do
-        if grad_scale is not None:
-            grads = [g / grad_scale.to(g.device) for g in grads]
-            for p, g in zip(params, grads):
-                p.grad.copy_(g)  # torch's fused kernels leave the unscaled gradient behind
         self._validate_group(group, params)
         states = [self.state.get(p, {}) for p in params]
-        scalars = [rule.prepare(group, st, f) for st, f in zip(states, fresh)]
-        select_kernel(group, params)(rule, group, params, grads, states, scalars)
+        # host scalars, kernel choice and unscaling by grad_scale (inside the fused pass, where
+        # the unscaled gradient is written back as torch's fused kernels do) live in kernels/
+        run_group(rule, group, params, grads, states, fresh, grad_scale=grad_scale)
 
     #: what torch's capturable-device error names, and whether XLA counts for this algorithm
     capturable_tensors: str = "params and state_steps"
