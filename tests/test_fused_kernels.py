@@ -615,3 +615,18 @@ def test_bench_runs_and_writes_its_outputs(tmp_path, monkeypatch):
     assert rows["adam"]["roof_gbps"] > 0
     md = (tmp_path / "bench.md").read_text()
     assert "| adam | (t) 3×1000 | 28 |" in md
+
+
+@pytest.mark.parametrize("fused", [None, False])
+def test_master_weights_kept_for_a_stateless_rule(fused):
+    """Plain SGD has no state, yet its fp32 master copy must persist between steps (it was
+    written into a throwaway dict, so bf16 weights never moved)."""
+    w = torch.ones(4, dtype=torch.bfloat16)
+    opt = polyoptim.SGD([{"params": [w], "master_weights": True}], lr=1e-3, fused=fused)
+    master = torch.ones(4)
+    for _ in range(10):
+        w.grad = torch.ones(4, dtype=torch.bfloat16)
+        opt.step()
+        master -= 1e-3
+    torch.testing.assert_close(w, master.to(torch.bfloat16), rtol=0, atol=0)
+    assert w[0].item() < 1.0

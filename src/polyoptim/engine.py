@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from .kernels.dispatch import run_group
+from .kernels.master import wants_master
 from .learning_rate import is_plain, lr_at
 from .rules.base import Rule
 
@@ -143,6 +144,13 @@ class Optimizer(torch.optim.Optimizer):
             self.state[p] = state
         return True
 
+    def _state_of(self, p: torch.Tensor, group: dict[str, Any]) -> dict[str, Any]:
+        """The state the kernel may write into: the stored one; a new stored one when the step
+        keeps something even for a stateless rule (an fp32 master copy); else a throwaway."""
+        if p in self.state or wants_master(group, p):
+            return self.state[p]
+        return {}
+
     def _check_new_param(self, p: torch.Tensor, group: dict[str, Any]) -> None:
         """Refuse a parameter the configuration cannot update (checked once, at state creation)."""
 
@@ -157,7 +165,7 @@ class Optimizer(torch.optim.Optimizer):
         if found_inf is not None and float(found_inf) != 0.0:
             return  # the scaler found inf/nan: skip the step, as torch's fused kernels do
         self._validate_group(group, params)
-        states = [self.state.get(p, {}) for p in params]
+        states = [self._state_of(p, group) for p in params]
         # host scalars, kernel choice and unscaling by grad_scale (inside the fused pass, where
         # the unscaled gradient is written back as torch's fused kernels do) live in kernels/
         run_group(rule, group, params, grads, states, fresh, grad_scale=grad_scale)
