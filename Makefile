@@ -16,7 +16,7 @@ demo: $(STAMP)
 	$(BIN)/polyoptim demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 -q --doctest-modules tests src/polyoptim
 
 parity: $(STAMP)
 	$(BIN)/python -m pytest -q -m "slow or live" -p no:cacheprovider
