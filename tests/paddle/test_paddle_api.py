@@ -302,6 +302,80 @@ def test_group_grad_clip_is_per_group() -> None:
     assert torch.allclose(b.detach(), torch.full((3,), -norm))
 
 
+def _attr_params():
+    """a (no ParamAttr), b and c (ParamAttr: lr scale 3, L1Decay(0.5))."""
+    a, b, c = _w(), _w(value=2.0), _w(value=-1.0)
+    for p in (b, c):
+        P.set_param_attr(p, learning_rate=3.0, regularizer=P.L1Decay(0.5))
+    return a, b, c
+
+
+_GROUPS = ({"learning_rate": 0.5, "weight_decay": 0.2}, {})
+_GRADS = (3.0, 4.0, -2.0)
+
+
+def _run_groups(make, added: bool) -> list[torch.Tensor]:
+    """3 steps with gradients (3, 4, -2) on a, b, c; b and c in groups given to the
+    constructor after ``a``'s, or added later to an optimizer built from a plain list."""
+    a, b, c = _attr_params()
+    groups = [{"params": [p], **kw} for p, kw in zip((b, c), _GROUPS)]
+    if added:
+        opt = make([a])
+        for group in groups:
+            opt.add_param_group(group)
+    else:
+        opt = make([{"params": [a]}, *groups])
+    for _ in range(3):
+        for p, g in zip((a, b, c), _GRADS):
+            p.grad = torch.full((3,), g)
+        opt.step()
+    return [p.detach().clone() for p in (a, b, c)]
+
+
+def test_add_param_group_follows_paddle_group_rules() -> None:
+    """A group added to an optimizer built from a plain list follows Paddle's group rules
+    (``_add_param_group``): its ``learning_rate`` scale and ``weight_decay`` (default: the
+    optimizer's) replace its tensors' ParamAttr, and its ``grad_clip`` sees its own gradients
+    only -- exactly as if the group had been given to the constructor."""
+    clip = P.ClipGradByGlobalNorm(5.0)
+    for make in (
+        lambda ps: P.SGD(0.1, parameters=ps, weight_decay=0.1, grad_clip=clip),
+        lambda ps: P.Adam(0.1, parameters=ps, weight_decay=P.L2Decay(0.1), grad_clip=clip),
+        lambda ps: P.RMSProp(0.1, parameters=ps, weight_decay=0.1, momentum=0.9),
+        lambda ps: P.AdamW(0.1, parameters=ps, weight_decay=0.1, grad_clip=clip),
+    ):
+        added, given = _run_groups(make, True), _run_groups(make, False)
+        for x, y in zip(added[1:], given[1:]):
+            assert torch.equal(x, y)
+    # closed form for SGD: each tensor's own norm is below 5 except b's (4·√3), clipped alone
+    a, b, c = _run_groups(lambda ps: P.SGD(0.1, parameters=ps, weight_decay=0.1, grad_clip=clip),
+                          True)  # fmt: skip
+    wa, wb, wc = 1.0, 2.0, -1.0
+    sb = 5.0 / float(np.sqrt(3 * 16.0))
+    for _ in range(3):
+        wb = wb - np.float32(0.1 * 0.5) * (4.0 * sb + 0.2 * wb)  # group: scale 0.5, L2 0.2
+        wc = wc - 0.1 * (-2.0 + 0.1 * wc)  # group defaults: scale 1, the optimizer's L2 0.1
+    assert torch.allclose(b, torch.full((3,), wb)) and torch.allclose(c, torch.full((3,), wc))
+    # the plain-list tensor keeps the plain-list rules (here: no ParamAttr, optimizer's L2 0.1;
+    # the optimizer's clip on the plain-list group's own norm, 3·√3 > 5)
+    sa = 5.0 / float(np.sqrt(3 * 9.0))
+    for _ in range(3):
+        wa = wa - 0.1 * (3.0 * sa + 0.1 * wa)
+    assert torch.allclose(a, torch.full((3,), wa))
+    # ... and keeps its ParamAttr: scale 3 and L1Decay(0.5) instead of the optimizer's decay
+    a, b = _attr_params()[1], _w()
+    opt = P.SGD(0.1, parameters=[a], weight_decay=0.1)
+    opt.add_param_group({"params": [b]})
+    _stepped(opt, a, b)
+    assert torch.allclose(a.detach(), torch.full((3,), 2.0 - 0.3 * (1.0 + 0.5)))
+    assert torch.allclose(b.detach(), torch.full((3,), 1.0 - 0.1 * (1.0 + 0.1)))
+    assert opt.state_dict() == {}  # SGD keeps no state
+    with pytest.raises(ValueError, match="more than one parameter group"):
+        opt.add_param_group({"params": [a]})
+    with pytest.raises(TypeError, match="ordered collections"):
+        opt.add_param_group({"params": {_w()}})
+
+
 def test_need_clip_and_clip_call() -> None:
     a, b = _w(), _w()
     P.set_param_attr(b, need_clip=False)

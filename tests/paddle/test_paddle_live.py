@@ -188,3 +188,65 @@ def test_paddle_reads_polyoptim_files_like_its_own(tmp_path) -> None:
     for n in ("x2", "x3", "x4"):
         assert res[n] == {"a": t.tolist(), "LR_Scheduler": {"last_epoch": 1, "last_lr": 0.5}}
     assert res["nested"] == {"master_weights": {"w": t.tolist()}, "m": t.tolist()}
+
+
+def test_added_group_follows_paddle_group_rules() -> None:
+    """Paddle's ``_add_param_group``: the added groups' ``learning_rate`` and ``weight_decay``
+    replace their tensors' ParamAttr, and each group is clipped on its own. polyoptim's
+    ``add_param_group`` on an optimizer built from a plain list gives the same numbers.
+
+    Paddle's own call fails on a plain-list optimizer, so Paddle's starts from one group dict.
+    Optimizers that replace ``_default_dict`` after construction (all but SGD and AdamW) fill
+    neither ``weight_decay`` nor ``grad_clip`` into a later group (KeyError), so the second
+    group names them there: ``None`` means the optimizer's in both frameworks."""
+    configs = {
+        "SGD": "weight_decay=0.1, grad_clip=clip",
+        "Momentum": "momentum=0.9, weight_decay=0.1, grad_clip=clip",
+        "Adam": "weight_decay=0.1, grad_clip=clip",
+        "AdamW": "weight_decay=0.1, grad_clip=clip",
+        "RMSProp": "momentum=0.9, centered=True, weight_decay=0.1, grad_clip=clip",
+    }
+    full = ("SGD", "AdamW")  # their _default_dict fills both keys
+    out = run_paddle(f"""
+        import json, paddle
+        configs, full = {configs!r}, {full!r}
+        res = {{}}
+        for name, kwargs in configs.items():
+            const = paddle.nn.initializer.Constant
+            a = paddle.create_parameter([3], "float32", default_initializer=const(1.0))
+            bc = [paddle.create_parameter([3], "float32", default_initializer=const(v),
+                      attr=paddle.ParamAttr(learning_rate=3.0,
+                                            regularizer=paddle.regularizer.L1Decay(0.5)))
+                  for v in (2.0, -1.0)]
+            clip = paddle.nn.ClipGradByGlobalNorm(5.0)
+            opt = eval("paddle.optimizer." + name + "(0.1, parameters=[{{'params': [a]}}], "
+                       + kwargs + ")")
+            extra = {{}} if name in full else {{"weight_decay": None, "grad_clip": clip}}
+            opt._add_param_group({{"params": [bc[0]], "learning_rate": 0.5,
+                                   "weight_decay": 0.2, "grad_clip": clip}})
+            opt._add_param_group({{"params": [bc[1]], **extra}})
+            for _ in range(3):
+                loss = (a * 3.0).sum() + (bc[0] * 4.0).sum() + (bc[1] * -2.0).sum()
+                loss.backward()
+                opt.step()
+                opt.clear_grad()
+            res[name] = [p.numpy().tolist() for p in (a, *bc)]
+        print(json.dumps(res))
+    """)
+    expected = json.loads(out.strip().splitlines()[-1])
+    for name, kwargs in configs.items():
+        a = torch.nn.Parameter(torch.ones(3))
+        b, c = (torch.nn.Parameter(torch.full((3,), v)) for v in (2.0, -1.0))
+        for p in (b, c):
+            P.set_param_attr(p, learning_rate=3.0, regularizer=P.L1Decay(0.5))
+        clip = P.ClipGradByGlobalNorm(5.0)
+        opt = eval(f"P.{name}(0.1, parameters=[a], {kwargs})")  # noqa: S307 (our own text)
+        opt.add_param_group({"params": [b], "learning_rate": 0.5, "weight_decay": 0.2})
+        opt.add_param_group({"params": [c]})  # the defaults: the optimizer's decay and clip
+        for _ in range(3):
+            for p, g in zip((a, b, c), (3.0, 4.0, -2.0)):
+                p.grad = torch.full((3,), g)
+            opt.step()
+        for p, ref in zip((a, b, c), expected[name]):
+            np.testing.assert_allclose(p.detach().numpy(), ref, rtol=1e-6, err_msg=name)
+        assert clip is opt.param_groups[2]["grad_clip"]

@@ -1,4 +1,4 @@
-"""MindSpore's ``Lamb`` (rule: :mod:`polyoptim.rules.lamb`)."""
+"""MindSpore's ``Lamb`` (rule: :mod:`polyoptim.rules.lamb`, shared with Paddle)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from typing import Any
 
 import torch
 
-from ..rules.lamb import lamb_step
+from ..kernels.ops import TensorOps
+from ..rules.lamb import lamb, lamb_apply, lamb_trust_ratio
 from .adam import _check_betas_eps
 from .optimizer import Optimizer, f32
 
@@ -45,6 +46,7 @@ class Lamb(Optimizer):
         tensor([2.6464, 3.6464])
     """
 
+    rule = lamb
     _pipeline = ("gradients_centralization",)
     _rule_decay = True
     _ckpt_slots = (("lamb_m.{}", "exp_avg"), ("lamb_v.{}", "exp_avg_sq"))
@@ -62,28 +64,22 @@ class Lamb(Optimizer):
         _check_betas_eps(beta1, beta2, eps, self.cls_name)
         self._configure(beta1=f32(beta1), beta2=f32(beta2), eps=f32(eps))
 
-    def _initial_state(self, p: torch.Tensor) -> dict[str, Any]:
-        return {
-            "step": torch.tensor(0.0, dtype=torch.float32),
-            "exp_avg": torch.zeros_like(p),
-            "exp_avg_sq": torch.zeros_like(p),
-        }
-
     def _update_group(self, group, params, grads) -> None:
+        """Direction (element-wise), trust ratio (two norms), then the parameter update, one
+        tensor at a time; float16/bfloat16 tensors are computed in float32."""
+        rule = self.rule
+        lr = float(group["lr"])
         for p, g in zip(params, grads):
+            fresh = self._init_state(p, group)
             state = self.state[p]
-            if not state:
-                state.update(self._initial_state(p))
-            state["step"] += 1
-            lamb_step(
-                p,
-                g,
-                state["exp_avg"],
-                state["exp_avg_sq"],
-                lr=group["lr"],
-                beta1=group["beta1"],
-                beta2=group["beta2"],
-                eps=group["eps"],
-                weight_decay=group["weight_decay"],
-                step=int(state["step"]),
+            scalars = rule.prepare(group, state, fresh)
+            m, v = state["exp_avg"], state["exp_avg_sq"]
+            compute = torch.promote_types(p.dtype, torch.float32)
+            pf = p.detach().to(compute)
+            r, m_new, v_new = rule.update(
+                TensorOps, pf, g.to(compute), m.to(compute), v.to(compute), **scalars
             )
+            step_size = lr * lamb_trust_ratio(pf, r)
+            p.detach().copy_(lamb_apply(TensorOps, pf, r, step_size=step_size))
+            m.copy_(m_new)
+            v.copy_(v_new)

@@ -1,7 +1,8 @@
 """Paddle's Adam family: ``Adam``, ``AdamW``, ``Adamax``, ``NAdam``, ``RAdam`` and ``Lamb``.
 
 The update math lives in :mod:`polyoptim.rules.paddle` (and torch's Adam/NAdam/RAdam updates,
-which Paddle's equal); this module holds signatures, defaults, validation and state names.
+which Paddle's equal, and :mod:`polyoptim.rules.lamb`, shared with MindSpore); this module
+holds signatures, defaults, validation and state names.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import torch
 
 from ..kernels.ops import TensorOps
 from ..rules import paddle as rules
+from ..rules.lamb import lamb_apply, lamb_trust_ratio
 from ..transforms.elementwise import torch_prologue
 from .base import Acc, Optimizer, ParamsArg
 from .clip import ClipGradBase
@@ -140,7 +142,8 @@ class Adam(Optimizer):
         return _betas_hyper(hp)
 
     def _check_sparse(self, p: torch.Tensor, group: dict[str, Any]) -> None:
-        if not self._grouped and self.regularization is not None:
+        # Paddle checks this on the plain-list path only
+        if not self._group_rules(group) and self.regularization is not None:
             raise RuntimeError(
                 "Adam don't support weight_decay with sparse parameters, please set it to None."
             )
@@ -554,9 +557,9 @@ class Lamb(Optimizer):
             scalars = rule.prepare(hp, state, fresh)
             m, v = state["exp_avg"], state["exp_avg_sq"]
             r, m_new, v_new = rule.update(TensorOps, target, g.to(target.dtype), m, v, **scalars)
-            ratio = rules.lamb_trust_ratio(target, r) if adapt else 1.0
+            ratio = lamb_trust_ratio(target, r) if adapt else 1.0
             step_size = float(hp["lr"]) * ratio
-            target.detach().copy_(rules.lamb_apply(TensorOps, target, r, step_size=step_size))
+            target.detach().copy_(lamb_apply(TensorOps, target, r, step_size=step_size))
             m.copy_(m_new)
             v.copy_(v_new)
             if target is not p:

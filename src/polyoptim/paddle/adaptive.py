@@ -1,8 +1,8 @@
 """Paddle's ``Adagrad``, ``Adadelta``, ``RMSProp``, ``ASGD`` and ``Rprop``.
 
 Adagrad, Adadelta and Rprop run torch's rules (Paddle's arithmetic is the same; only the
-defaults and names differ); RMSProp and ASGD run Paddle's own rules from
-:mod:`polyoptim.rules.paddle`.
+defaults and names differ); RMSProp runs :mod:`polyoptim.rules.tf_rmsprop` (shared with
+MindSpore) and ASGD Paddle's own rule from :mod:`polyoptim.rules.paddle`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from ..rules import paddle as rules
 from ..rules.adadelta import adadelta
 from ..rules.adagrad import adagrad
 from ..rules.rprop import rprop
+from ..rules.tf_rmsprop import tf_rmsprop
 from .base import Acc, Optimizer, ParamsArg
 from .clip import ClipGradBase
 from .lr import LRScheduler
@@ -162,7 +163,7 @@ class RMSProp(Optimizer):
         >>> w.sum().backward(); opt.step(); opt.clear_grad()
     """
 
-    rule = rules.rmsprop
+    rule = tf_rmsprop
     _accumulators = (
         Acc("momentum", "momentum_buffer"),
         Acc("mean_square", "square_avg"),
@@ -203,9 +204,11 @@ class RMSProp(Optimizer):
     def _rule_hyper(self, hp: dict[str, Any]) -> dict[str, Any]:
         return {
             "rho": float(hp["rho"]),
-            "epsilon": float(hp["epsilon"]),
+            "eps": float(hp["epsilon"]),
             "momentum": float(hp["momentum"]),
             "centered": bool(hp["centered"]),
+            "keep_grad_avg": True,  # Paddle creates ``mean_grad`` even when not centered
+            "lerp_averages": False,  # ρs + (1-ρ)g², as Paddle's kernel rounds it
         }
 
 

@@ -187,8 +187,12 @@ class Optimizer(EngineOptimizer):
         return as_regularizer(weight_decay)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
-        """Add a group; its ``learning_rate`` is a scale of the optimizer's learning rate and
-        its other keys override the defaults (Paddle's ``_add_param_group``)."""
+        """Add a group with Paddle's group rules (``_add_param_group``), also to an optimizer
+        built from a plain list of tensors: the group's ``learning_rate`` (default 1) is a scale
+        of the optimizer's learning rate and replaces its tensors' ``ParamAttr`` scales; its
+        ``weight_decay`` (default: the optimizer's) replaces their ``ParamAttr`` regularizers;
+        its ``grad_clip`` (default: the optimizer's) clips its gradients on their own; its other
+        keys override the defaults. The plain-list group keeps the plain-list rules."""
         params = param_group["params"]
         if isinstance(params, set):
             raise TypeError(
@@ -204,6 +208,12 @@ class Optimizer(EngineOptimizer):
 
     def _read_group_weight_decay(self, weight_decay: Any) -> Any:
         return as_regularizer(weight_decay)
+
+    def _group_rules(self, group: dict[str, Any]) -> bool:
+        """Whether ``group`` follows Paddle's group rules (a group dict, given to the
+        constructor or added later) rather than the plain-list rules (the one group of an
+        optimizer built from a plain list of tensors)."""
+        return self._grouped or group is not self.param_groups[0]
 
     def _name_parameters(self) -> None:
         names: dict[torch.Tensor, str] = {}
@@ -230,12 +240,8 @@ class Optimizer(EngineOptimizer):
         """Each group's ``grad_clip`` (the optimizer's by default) on that group's gradients."""
 
         def transform(groups, params, grads):
-            if not self._grouped:
-                if self._grad_clip is not None:
-                    self._grad_clip.transform()(groups, params, grads)
-                return
             for i, group in enumerate(groups):
-                clip = group.get("grad_clip")
+                clip = group.get("grad_clip") if self._group_rules(group) else self._grad_clip
                 if clip is not None and params[i]:
                     sub_params, sub_grads = [params[i]], [grads[i]]
                     clip.transform()([group], sub_params, sub_grads)
@@ -266,9 +272,10 @@ class Optimizer(EngineOptimizer):
         return transform
 
     def _regularizer_of(self, p: torch.Tensor, group: dict[str, Any]) -> Any:
-        """Paddle's precedence: with groups the group's ``weight_decay`` (default: the
-        optimizer's); without, the tensor's ``ParamAttr`` regularizer, else the optimizer's."""
-        if self._grouped:
+        """Paddle's precedence: in a group dict the group's ``weight_decay`` (default: the
+        optimizer's); in a plain list, the tensor's ``ParamAttr`` regularizer, else the
+        optimizer's."""
+        if self._group_rules(group):
             reg = group.get("weight_decay")
         else:
             reg = param_attr(p).regularizer
@@ -319,8 +326,9 @@ class Optimizer(EngineOptimizer):
         return float(np.float64(value) if self._lr_dtype() == torch.float64 else np.float32(value))
 
     def _lr_scale(self, p: torch.Tensor, group: dict[str, Any]) -> float:
-        """The tensor's learning-rate scale: the group's with groups, else its ParamAttr's."""
-        if self._grouped:
+        """The tensor's learning-rate scale: its group dict's, else (plain list) its
+        ParamAttr's."""
+        if self._group_rules(group):
             return float(group.get("learning_rate", 1.0))
         return param_attr(p).learning_rate
 
@@ -392,7 +400,7 @@ class Optimizer(EngineOptimizer):
         lr = hp["lr"]
         group = self._group_of(params[0])
         for p, g in zip(params, grads):
-            scale = self._lr_scale(p, hp)
+            scale = self._lr_scale(p, group)
             extra = self._param_hyper(p, hp)
             key = (scale, tuple(sorted(extra.items())))
             buckets[key][0].append(p)

@@ -18,15 +18,19 @@ Where the arithmetic differs, there is a new ``update``:
 
 * **Adamax**: :math:`u \leftarrow \max(\beta_2 u + \epsilon, |g|)` (torch: :math:`\max(\beta_2
   u, |g| + \epsilon)`), :math:`p \leftarrow p - \frac{\gamma}{1-\beta_1^t}\frac{m}{u}`.
-* **RMSProp**: ε inside the square root and the learning rate inside the momentum buffer:
-  :math:`b \leftarrow \mu b + \gamma g / \sqrt{v - \bar g^2 + \epsilon}`, :math:`p \leftarrow
-  p - b`.
 * **ASGD** (SAG-style, not torch's averaged SGD): a table ``y`` of the last ``n`` gradients
   and their running sum ``d``: :math:`d \leftarrow d - y_i + g`, :math:`y_i \leftarrow g`,
   :math:`p \leftarrow p - \gamma d / \min(m, n)` with :math:`i = (m-1) \bmod n`.
-* **Lamb**: the direction :math:`r = \hat m/(\sqrt{\hat v} + \epsilon) + \lambda p` and the
-  trust ratio :math:`\lVert p\rVert / \lVert r\rVert` (1 when either norm is 0); the ratio is
-  a whole-tensor reduction, so Lamb's optimizer runs the two element-wise halves around it.
+
+Shared with MindSpore, in their own modules:
+
+* **RMSProp** (ε inside the square root, the learning rate inside the momentum buffer) is
+  :data:`polyoptim.rules.tf_rmsprop.tf_rmsprop` with ``keep_grad_avg=True`` (Paddle creates
+  ``mean_grad`` even when not centered) and ``lerp_averages=False`` (``ρv + (1-ρ)g²``, as
+  Paddle's kernel rounds it); ``mean_square`` starts at 0.
+* **Lamb**'s direction :math:`r = \hat m/(\sqrt{\hat v} + \epsilon) + \lambda p`, trust ratio
+  and final step are :mod:`polyoptim.rules.lamb`'s; :data:`lamb` here only swaps in the β-pow
+  accumulators (as Adam's) for the step counter.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ import torch
 
 from .adam import adam_update, nadam_update, radam_update
 from .base import Buffer, Rule
+from .lamb import lamb_direction
 
 Hyper = Mapping[str, Any]
 
@@ -202,38 +207,6 @@ radam = Rule(
 )
 
 
-# -- RMSProp -----------------------------------------------------------------------------------
-def rmsprop_update(ops, p, g, v, buf, gavg, *, lr, rho, eps, momentum, centered):
-    r"""``v ← ρv + (1-ρ)g²``; centered ``ḡ ← ρḡ + (1-ρ)g``;
-    ``b ← μb + γ g/√(v − ḡ² + ε)``; ``p ← p − b``."""
-    v = v * rho + (1 - rho) * g * g
-    if centered:
-        gavg = gavg * rho + (1 - rho) * g
-        denom = ops.sqrt(v + (-1) * gavg * gavg + eps)
-    else:
-        denom = ops.sqrt(v + eps)
-    buf = buf * momentum + lr * g / denom
-    return p + (-1) * buf, v, buf, gavg
-
-
-def rmsprop_prepare(hp, state, fresh):
-    return {
-        "lr": float(hp["lr"]),
-        "rho": float(hp["rho"]),
-        "eps": float(hp["epsilon"]),
-        "momentum": float(hp["momentum"]),
-        "centered": bool(hp["centered"]),
-    }
-
-
-rmsprop = Rule(
-    name="paddle_rmsprop",
-    buffers=(Buffer("square_avg"), Buffer("momentum_buffer"), Buffer("grad_avg")),
-    update=rmsprop_update,
-    prepare=rmsprop_prepare,
-)
-
-
 # -- ASGD (SAG-style) --------------------------------------------------------------------------
 def asgd_update(ops, p, g, d, y, *, step_size):
     r"""``d ← d − y_i + g``, ``y_i ← g``, ``p ← p − γ/min(m, n) · d`` (``y`` is the row
@@ -264,28 +237,6 @@ asgd = Rule(
 
 
 # -- Lamb --------------------------------------------------------------------------------------
-def lamb_direction(ops, p, g, m, v, *, beta1, beta2, eps, bc1, bc2, weight_decay):
-    r"""Moments and the Lamb direction
-    :math:`r = \frac{m/(1-\beta_1^t)}{\sqrt{v/(1-\beta_2^t)} + \epsilon} + \lambda p`."""
-    m = m * beta1 + (1 - beta1) * g
-    v = v * beta2 + (1 - beta2) * g * g
-    r = (m / bc1) / (ops.sqrt(v / bc2) + eps) + weight_decay * p
-    return r, m, v
-
-
-def lamb_apply(ops, p, r, *, step_size):
-    r""":math:`p \leftarrow p - \gamma\,\mathrm{ratio}\; r` (``step_size`` = γ·ratio)."""
-    return p + (-step_size) * r
-
-
-def lamb_trust_ratio(p: torch.Tensor, r: torch.Tensor) -> float:
-    r""":math:`\lVert p\rVert_2 / \lVert r\rVert_2`, or 1 when either norm is 0."""
-    acc = torch.float64 if p.dtype == torch.float64 else torch.float32
-    pn = float(torch.linalg.vector_norm(p.to(acc)))
-    rn = float(torch.linalg.vector_norm(r.to(acc)))
-    return pn / rn if pn > 0 and rn > 0 else 1.0
-
-
 def lamb_prepare(hp, state, fresh):
     """Bias corrections from the β-pow accumulators, then advance them (as Adam)."""
     beta1, beta2 = float(hp["beta1"]), float(hp["beta2"])
@@ -303,9 +254,9 @@ def lamb_prepare(hp, state, fresh):
     }
 
 
-#: Lamb's element-wise half: its ``update`` returns ``(r, m, v)`` -- the *direction* in place of
-#: the parameter -- so it is run by :class:`polyoptim.paddle.Lamb` around the trust ratio, never
-#: by a plain kernel.
+#: Lamb's element-wise half (:func:`polyoptim.rules.lamb.lamb_direction`, shared with
+#: MindSpore) with Paddle's β-pow bookkeeping; :class:`polyoptim.paddle.Lamb` runs it around
+#: :func:`~polyoptim.rules.lamb.lamb_trust_ratio` and :func:`~polyoptim.rules.lamb.lamb_apply`.
 lamb = Rule(
     name="paddle_lamb_direction",
     buffers=(Buffer("exp_avg"), Buffer("exp_avg_sq")),
@@ -322,9 +273,6 @@ __all__ = [
     "adamax",
     "asgd",
     "lamb",
-    "lamb_apply",
-    "lamb_trust_ratio",
     "nadam",
     "radam",
-    "rmsprop",
 ]
