@@ -630,3 +630,89 @@ def test_master_weights_kept_for_a_stateless_rule(fused):
         master -= 1e-3
     torch.testing.assert_close(w, master.to(torch.bfloat16), rtol=0, atol=0)
     assert w[0].item() < 1.0
+
+
+@pytest.mark.parametrize(
+    "cls, kw",
+    [
+        (polyoptim.AdamW, dict(lr=1e-3)),
+        (polyoptim.SGD, dict(lr=1e-3, momentum=0.9)),
+        (polyoptim.SGD, dict(lr=1e-3)),  # stateless: the master copy is all its state
+        (polyoptim.NAdam, dict(lr=1e-3)),  # host state besides ``step`` (mu_product)
+    ],
+)
+@pytest.mark.parametrize("path", [{}, {"foreach": False}], ids=["fused", "eager"])
+def test_master_weights_survive_a_checkpoint(cls, kw, path):
+    """torch's ``load_state_dict`` casts floating state to the parameter's dtype; the fp32
+    master copy and fp32 buffers of a bf16 parameter must come back as float32, so a run
+    resumed from a checkpoint is the uninterrupted run, bit for bit."""
+    import io
+
+    gen = torch.Generator().manual_seed(3)
+    w0 = torch.randn(257, generator=gen).to(torch.bfloat16)
+    grads = [torch.randn(257, generator=gen).to(torch.bfloat16) for _ in range(12)]
+
+    def make(w):
+        return cls([{"params": [w], "master_weights": True}], **path, **kw)
+
+    a = w0.clone()
+    opt_a = make(a)
+    for g in grads:
+        a.grad = g.clone()
+        opt_a.step()
+
+    b = w0.clone()
+    opt_b = make(b)
+    for g in grads[:6]:
+        b.grad = g.clone()
+        opt_b.step()
+    buf = io.BytesIO()
+    torch.save({"w": b, "opt": opt_b.state_dict()}, buf)
+    buf.seek(0)
+    ckpt = torch.load(buf)
+
+    c = ckpt["w"].clone()
+    opt_c = make(c)
+    opt_c.load_state_dict(ckpt["opt"])
+    for k, v in opt_b.state[b].items():
+        assert opt_c.state[c][k].dtype == v.dtype, k
+    assert opt_c.state[c]["master_param"].dtype == torch.float32
+    for g in grads[6:]:
+        c.grad = g.clone()
+        opt_c.step()
+    assert torch.equal(c, a)
+    assert opt_c.state[c].keys() == opt_a.state[a].keys()
+    for k, v in opt_a.state[a].items():
+        assert torch.equal(opt_c.state[c][k], v), k
+
+
+def test_master_weights_checkpoint_is_copied_not_shared():
+    """The loaded fp32 state is the optimizer's own (as torch's cast copy is): stepping does
+    not write into the state dict it came from."""
+    w = torch.ones(8, dtype=torch.bfloat16)
+    opt = polyoptim.Adam([{"params": [w], "master_weights": True}], lr=1e-3)
+    w.grad = torch.ones(8, dtype=torch.bfloat16)
+    opt.step()
+    sd = opt.state_dict()
+    w2 = w.clone()
+    opt2 = polyoptim.Adam([{"params": [w2], "master_weights": True}], lr=1e-3)
+    opt2.load_state_dict(sd)
+    before = sd["state"][0]["master_param"].clone()
+    w2.grad = torch.ones(8, dtype=torch.bfloat16)
+    opt2.step()
+    assert torch.equal(sd["state"][0]["master_param"], before)
+    assert opt.state[w]["master_param"] is sd["state"][0]["master_param"]
+
+
+def test_checkpoint_without_master_weights_is_cast_as_torch_casts():
+    """Groups without ``master_weights`` keep torch's rule: floating state takes the
+    parameter's dtype."""
+    w = torch.ones(8)
+    opt = polyoptim.Adam([w], lr=1e-3)
+    w.grad = torch.ones(8)
+    opt.step()
+    w16 = torch.ones(8, dtype=torch.bfloat16)
+    opt16 = polyoptim.Adam([w16], lr=1e-3)
+    opt16.load_state_dict(opt.state_dict())
+    assert opt16.state[w16]["exp_avg"].dtype == torch.bfloat16
+    assert opt16.state[w16]["step"].dtype == torch.float32

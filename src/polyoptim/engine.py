@@ -14,19 +14,27 @@ Algorithms that are not element-wise (LBFGS, Adafactor, Muon, ...) override ``_s
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Sequence
+import operator
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from itertools import chain
 from typing import Any
 
 import torch
 
 from .kernels.dispatch import run_group
-from .kernels.master import wants_master
+from .kernels.master import LOW_PRECISION, wants_master
 from .learning_rate import is_plain, lr_at
 from .rules.base import Rule
 
 GradTransform = Callable[[list[dict], list[list[torch.Tensor]], list[list[torch.Tensor]]], None]
 """A whole-gradient transform: ``t(groups, params, grads)`` edits ``grads[i][j]`` in place of
 the list (it may replace list items), with ``params[i]``/``grads[i]`` the tensors of group i."""
+
+# per-tensor reads done in C over a whole group (``map``), not in a Python loop: a step over
+# thousands of small tensors is dominated by this host work
+_GRAD = operator.attrgetter("grad")
+_IS_SPARSE = operator.attrgetter("is_sparse")
+_is_none = functools.partial(operator.is_, None)
 
 
 def use_grad_for_differentiable(step: Callable) -> Callable:
@@ -67,11 +75,77 @@ class Optimizer(torch.optim.Optimizer):
         self.transforms: list[GradTransform] = []
         #: steps taken; indexes per-step learning-rate sequences and schedules
         self.global_step = 0
+        #: per stepped tensor list, what the kernels' checks found last step (never saved)
+        self._step_caches: dict[tuple[int, int], dict[str, Any]] = {}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self.__dict__.setdefault("transforms", [])
         self.__dict__.setdefault("global_step", 0)
+        self.__dict__.setdefault("_step_caches", {})
+        # during load_state_dict: put back the float32 state torch's loader cast down
+        self._restore_master_state(self.__dict__.pop("_loading_master_state", None))
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:  # type: ignore[override]
+        """torch's ``load_state_dict``, with two differences.
+
+        * Parameters stepped through an fp32 master copy (``master_weights=True``, a bf16/fp16
+          parameter) keep their float32 state as float32: torch's loader casts every floating
+          state tensor to the parameter's dtype, which would round the master copy and the
+          moments to bfloat16 and make a resumed run differ from an uninterrupted one.
+        * A load that fails changes nothing: torch's loader swaps in the new state and groups
+          before the ``__setstate__`` fix-ups and the post-hooks run, so an error there would
+          leave them half loaded; the previous ones are put back.
+        """
+        before = self.__dict__.get("state"), self.__dict__.get("param_groups")
+        self.__dict__["_loading_master_state"] = self._master_state_to_keep(state_dict)
+        try:
+            super().load_state_dict(state_dict)  # type: ignore[arg-type]
+        except BaseException:
+            self.__dict__["state"], self.__dict__["param_groups"] = before
+            raise
+        finally:
+            self.__dict__.pop("_loading_master_state", None)
+
+    def _master_state_to_keep(
+        self, state_dict: Mapping[str, Any]
+    ) -> list[tuple[torch.Tensor, str, torch.Tensor]]:
+        """``(param, key, value)`` for each float32 tensor saved for a parameter that the loaded
+        groups step through a master copy (``step`` aside: torch does not cast it). Matches
+        saved ids to parameters by position, as torch does; a state dict torch will refuse
+        yields whatever it yields, harmlessly."""
+        keep: list[tuple[torch.Tensor, str, torch.Tensor]] = []
+        try:
+            saved_groups = state_dict["param_groups"]
+            saved_state = state_dict["state"]
+            ids = chain.from_iterable(g["params"] for g in saved_groups)
+            masters = chain.from_iterable(
+                [bool(g.get("master_weights"))] * len(g["params"]) for g in saved_groups
+            )
+            params = chain.from_iterable(g["params"] for g in self.param_groups)
+            for pid, master, p in zip(ids, masters, params):
+                if not master or p.dtype not in LOW_PRECISION:
+                    continue
+                for key, value in saved_state.get(pid, {}).items():
+                    if (
+                        key != "step"
+                        and isinstance(value, torch.Tensor)
+                        and value.dtype == torch.float32
+                    ):
+                        keep.append((p, key, value))
+        except (KeyError, TypeError, AttributeError):
+            return []  # a malformed state dict: torch's loader says what is wrong with it
+        return keep
+
+    def _restore_master_state(
+        self, keep: list[tuple[torch.Tensor, str, torch.Tensor]] | None
+    ) -> None:
+        for p, key, value in keep or ():
+            state = self.state.get(p)
+            if state is not None and key in state:
+                # a copy, as torch's casting copy is: stepping must not write into the checkpoint
+                state[key] = value.to(device=p.device, dtype=torch.float32, copy=True)
 
     def hyper(self, group: dict[str, Any]) -> dict[str, Any]:
         """The group's hyperparameters for this step, with its ``lr`` resolved to a number
@@ -89,12 +163,19 @@ class Optimizer(torch.optim.Optimizer):
 
     def _gather(self, group: dict[str, Any]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """The parameters of a group that have a gradient, and those gradients."""
-        params, grads = [], []
-        for p in group["params"]:
-            if p.grad is not None:
+        params = group["params"]
+        grads = list(map(_GRAD, params))
+        if any(map(_is_none, grads)):
+            params = [p for p, g in zip(params, grads) if g is not None]
+            grads = [g for g in grads if g is not None]
+        else:
+            params = list(params)
+        if getattr(self._check_grad, "__func__", None) is Optimizer._check_grad:
+            if any(map(_IS_SPARSE, grads)):  # the default check, over the whole list at once
+                raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
+        else:
+            for p in params:
                 self._check_grad(p, group)
-                params.append(p)
-                grads.append(p.grad)
         return params, grads
 
     def _check_grad(self, p: torch.Tensor, group: dict[str, Any]) -> None:
@@ -113,9 +194,11 @@ class Optimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        gathered = [self._gather(g) for g in self.param_groups]
-        params = [pg[0] for pg in gathered]
-        grads = [pg[1] for pg in gathered]
+        params, grads = [], []
+        for g in self.param_groups:
+            ps, gs = self._gather(g)
+            params.append(ps)
+            grads.append(gs)
         for transform in self.transforms:
             transform(self.param_groups, params, grads)
         for group, ps, gs in zip(self.param_groups, params, grads):
@@ -132,7 +215,8 @@ class Optimizer(torch.optim.Optimizer):
         return getattr(self, "grad_scale", None), getattr(self, "found_inf", None)
 
     def _init_state(self, p: torch.Tensor, group: dict[str, Any]) -> bool:
-        """Create the state of ``p`` if it has none; True if it was created."""
+        """Create the state of ``p`` if it has none; True if it was created. (A step skips the
+        call when every parameter it updates has a non-empty state.)"""
         if len(self.state.get(p, ())) != 0:
             return False
         self._check_new_param(p, group)
@@ -160,15 +244,47 @@ class Optimizer(torch.optim.Optimizer):
         rule = self.rule
         if rule is None:
             raise NotImplementedError(f"{type(self).__name__} has no rule and no _step_group")
-        fresh = [self._init_state(p, group) for p in params]
+        # the usual step: every parameter has its state already, and nothing is created
+        found = list(map(self.state.get, params))
+        ready = all(found)
+        if ready:
+            fresh = [False] * len(params)
+        else:
+            fresh = [self._init_state(p, group) for p in params]
         grad_scale, found_inf = self._amp(group)
         if found_inf is not None and float(found_inf) != 0.0:
             return  # the scaler found inf/nan: skip the step, as torch's fused kernels do
         self._validate_group(group, params)
-        states = [self._state_of(p, group) for p in params]
+        states = found if ready else [self._state_of(p, group) for p in params]
         # host scalars, kernel choice and unscaling by grad_scale (inside the fused pass, where
         # the unscaled gradient is written back as torch's fused kernels do) live in kernels/
-        run_group(rule, group, params, grads, states, fresh, grad_scale=grad_scale)
+        run_group(
+            rule,
+            group,
+            params,
+            grads,
+            states,
+            fresh,
+            grad_scale=grad_scale,
+            cache=self._step_cache(params),
+        )
+
+    def _step_cache(self, params: Sequence[torch.Tensor]) -> dict[str, Any]:
+        """A scratch dict for the kernels, kept from step to step for the same tensor list.
+
+        Keyed by the first tensor and the count: the group's ``hp`` may be a new dict each
+        step, and a dialect may step a group in parts. The kernels validate what they find in
+        it against the tensors of the step, so a stale or shared entry costs time, not
+        correctness.
+        """
+        caches = self._step_caches
+        key = (id(params[0]), len(params))
+        cache = caches.get(key)
+        if cache is None:
+            if len(caches) >= 64:  # param groups came and went: start over
+                caches.clear()
+            cache = caches[key] = {}
+        return cache
 
     #: what torch's capturable-device error names, and whether XLA counts for this algorithm
     capturable_tensors: str = "params and state_steps"

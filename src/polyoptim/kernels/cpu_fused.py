@@ -37,6 +37,9 @@ Example:
 
 from __future__ import annotations
 
+import itertools
+import math
+import operator
 import threading
 from collections import defaultdict
 from collections.abc import Mapping, MutableMapping, Sequence
@@ -71,6 +74,7 @@ _CODE = {
     torch.complex128: "c128",
 }
 _STORAGE = {"c64": "f32", "c128": "f64"}
+_T = torch.Tensor
 #: elements per work row: big enough to amortise the row, small enough to balance two threads
 CHUNK = 1 << 15
 
@@ -102,12 +106,18 @@ def _graph_for(
 
 
 class _Kernel:
-    """A compiled kernel and the column orders of its address and scalar tables."""
+    """A compiled kernel and the column orders of its address and scalar tables.
 
-    __slots__ = ("fn", "slots", "scalars", "written")
+    ``order``: for each address-table column, its index in the bucket's columns (``p``, ``g``,
+    the active buffers, ``m``); ``touched``: the indices of ``p`` and ``g`` among them when the
+    pass writes them (worked out once here rather than at every step)."""
 
-    def __init__(self, fn: Any, src: KernelSource) -> None:
+    __slots__ = ("fn", "slots", "scalars", "written", "order", "touched")
+
+    def __init__(self, fn: Any, src: KernelSource, columns: list[str]) -> None:
         self.fn, self.slots, self.scalars, self.written = fn, src.slots, src.scalars, src.written
+        self.order = tuple(columns.index(s) for s in src.slots)
+        self.touched = tuple(j for j, s in enumerate(("p", "g")) if s in src.written)
 
 
 def _kernel_for(
@@ -121,18 +131,25 @@ def _kernel_for(
         dtypes = dict(zip(slots + (["m"] if master else []), codes))
         header = f"{rule.name} {'/'.join(codes)}" + " master" * master + " unscale" * unscale
         src = generate(graph, dtypes, master=master, unscale=unscale, header=header)
-        kern = graph.compiled[key] = _Kernel(load(src, header), src)
+        kern = graph.compiled[key] = _Kernel(load(src, header), src, [*slots, "m"])
     return kern
 
 
 # -- host scalars ---------------------------------------------------------------------------------
+_get = operator.methodcaller  # ``map(_get("get", key), states)``: each state's value, in C
+
+
 def _host_values(states: Sequence[Mapping[str, Any]], key: str) -> list[Any]:
     """Every state's value under ``key``, comparable: one-element tensors read as numbers;
     anything else is treated as unique (its tensor gets a ``prepare`` call of its own)."""
-    values = [st.get(key) for st in states]
-    if all(isinstance(v, torch.Tensor) and v.numel() == 1 for v in values):
-        return list(map(torch.Tensor.item, values))
+    values = list(map(_get("get", key), states))
+    if _all_tensors(values) and list(map(_T.numel, values)).count(1) == len(values):
+        return list(map(_T.item, values))
     return [_comparable(v) for v in values]
+
+
+def _all_tensors(values: list[Any]) -> bool:
+    return all(map(isinstance, values, itertools.repeat(torch.Tensor)))
 
 
 def _comparable(v: Any) -> Any:
@@ -156,17 +173,23 @@ def _prepare_all(
     if n <= 1:
         return [rule.prepare(hp, st, f) for st, f in zip(states, fresh)], [0] * n
     keys = list(rule.host_state)
-    sig = list(zip(fresh, *(_host_values(states, k) for k in keys)))
+    # a rule without host state (SGD) differs only by ``fresh``
+    sig = list(zip(fresh, *(_host_values(states, k) for k in keys))) if keys else fresh
     try:
         if sig.count(sig[0]) == n:
-            groups = [list(range(n))]
+            groups: list[Sequence[int]] = [range(n)]
         else:
-            by: dict[tuple, list[int]] = defaultdict(list)
+            by: dict[Any, list[int]] = defaultdict(list)
             for i, key in enumerate(sig):
                 by[key].append(i)
             groups = list(by.values())
     except TypeError:  # an unhashable host value: one call per tensor
         groups = [[i] for i in range(n)]
+    if len(groups) == 1:  # the usual step: one row, read by every tensor
+        rows = [rule.prepare(hp, states[0], fresh[0])]
+        if keys:
+            _broadcast_host_state(states, keys)
+        return rows, [0] * n
     rows, srow = [], [0] * n
     for r, idx in enumerate(groups):
         rows.append(rule.prepare(hp, states[idx[0]], fresh[idx[0]]))
@@ -181,14 +204,19 @@ def _broadcast_host_state(states: Sequence[MutableMapping[str, Any]], keys: list
     """Give every state the representative's (``states[0]``) new host state."""
     for k in keys:
         rep = states[0].get(k)
-        others = [st.get(k) for st in states[1:]]
-        if isinstance(rep, torch.Tensor) and all(
-            isinstance(o, torch.Tensor) and o.shape == rep.shape for o in others
+        others = list(map(_get("get", k), itertools.islice(states, 1, None)))
+        if (
+            isinstance(rep, torch.Tensor)
+            and _all_tensors(others)
+            and list(map(_SHAPE, others)).count(rep.shape) == len(others)
         ):
             torch._foreach_copy_(others, [rep] * len(others))
         else:
             for st in states[1:]:
                 st[k] = rep.clone() if isinstance(rep, torch.Tensor) else rep
+
+
+_SHAPE = operator.attrgetter("shape")
 
 
 def _plain(sc: Mapping[str, Any]) -> tuple[dict[str, Any], tuple] | None:
@@ -248,35 +276,109 @@ def _codes(p: torch.Tensor, arrays: Sequence[torch.Tensor]) -> tuple[str, ...] |
     return tuple(codes)
 
 
-_T = torch.Tensor
+def _column_code(
+    col: Sequence[torch.Tensor], j: int, first: str | None, sizes: list[int] | None
+) -> str | None:
+    """The fast check of one column of a bucket (the parameters, the gradients, one buffer,
+    ...): one dtype, all on the CPU, contiguous and of the parameters' ``sizes`` (column 0
+    gives them). Returns the column's code, or None (then check tensor by tensor)."""
+    n = len(col)
+    dts = [t.dtype for t in col]
+    code = _CODE.get(dts[0])
+    if code is None or dts.count(dts[0]) != n:
+        return None
+    if first is not None and (code[0] == "c") != (first[0] == "c"):
+        return None
+    if not all([t.is_cpu for t in col]):
+        return None
+    if j == 1 and [t.layout for t in col].count(torch.strided) != n:
+        return None  # sparse gradients
+    if not all(map(_T.is_contiguous, col)):
+        return None
+    if sizes is not None and list(map(_T.numel, col)) != sizes:
+        return None
+    return code
 
 
-def _uniform(columns: Sequence[Sequence[torch.Tensor]]) -> tuple[tuple[str, ...], list[int]] | None:
-    """The fast check of a whole bucket, column by column (a column: the parameters, the
-    gradients, one buffer, ...): one dtype per column, all on the CPU, contiguous and of the
-    parameters' sizes. Returns the codes and the sizes, or None (then check tensor by tensor)."""
+class _Layout:
+    """A uniform bucket as :func:`_uniform_layout` found it: each column's tensor identities and
+    addresses, the codes and sizes, the address table and the work rows.
+
+    A training loop steps the same parameters and buffers every time (and, unless
+    ``zero_grad`` frees them, the same gradients), so the next step only has to recognise them:
+    a column whose tensors have the same ``id`` and ``data_ptr`` as last time skips its dtype,
+    device, layout and size checks. (No references are kept: holding last step's gradients
+    would keep them alive through the next forward and backward.)
+    """
+
+    __slots__ = ("ids", "ptrs", "numels", "codes", "storage", "sizes", "table", "rows", "tables")
+
+    def __init__(
+        self,
+        ids: list[list[int]],
+        ptrs: list[list[int]],
+        numels: list[int],
+        codes: tuple[str, ...],
+        sizes: list[int],
+    ) -> None:
+        self.ids, self.ptrs, self.numels, self.codes, self.sizes = ids, ptrs, numels, codes, sizes
+        self.storage = tuple(_STORAGE.get(c, c) for c in codes)
+        self.table = np.array(ptrs, np.int64).T.copy()  # (tensor, column), C order
+        self.rows = _rows(sizes)
+        #: the address table in a kernel's column order
+        self.tables: dict[tuple[int, ...], np.ndarray] = {}
+
+    def table_for(self, order: tuple[int, ...]) -> np.ndarray:
+        t = self.tables.get(order)
+        if t is None:
+            t = self.tables[order] = np.ascontiguousarray(self.table[:, list(order)])
+        return t
+
+
+def _uniform_layout(
+    columns: Sequence[Sequence[torch.Tensor]], cache: dict[str, Any] | None
+) -> _Layout | None:
+    """The fast check of a whole bucket, column by column (:func:`_column_code`), with the
+    result kept in ``cache`` (a scratch dict the engine keeps per group) and reused for every
+    column that comes back unchanged (see :class:`_Layout`). None: check tensor by tensor."""
+    old: _Layout | None = cache.get("layout") if cache is not None else None
     n = len(columns[0])
-    sizes = list(map(_T.numel, columns[0]))
-    codes = []
+    if old is not None and (len(old.ids) != len(columns) or len(old.numels) != n):
+        old = None
+    # the parameters' sizes and contiguity are read every step: an in-place ``p.data = view``
+    # keeps the tensor and its address but not its extent or order, and the pass walks memory
+    numels = list(map(_T.numel, columns[0]))
+    if old is not None and (numels != old.numels or not all(map(_T.is_contiguous, columns[0]))):
+        old = None
+    ids, ptrs, codes = [], [], []
+    unchanged = old is not None
     for j, col in enumerate(columns):
-        dts = [t.dtype for t in col]
-        code = _CODE.get(dts[0])
-        if code is None or dts.count(dts[0]) != n:
+        cid = list(map(id, col))
+        ptr = None
+        if old is not None and cid == old.ids[j]:
+            try:
+                ptr = list(map(_T.data_ptr, col))
+            except RuntimeError:  # no storage: a sparse tensor that reused a freed one's id
+                return None
+            if ptr == old.ptrs[j]:
+                ids.append(old.ids[j])
+                ptrs.append(old.ptrs[j])
+                codes.append(old.codes[j])
+                continue
+        unchanged = False
+        code = _column_code(col, j, codes[0] if j else None, numels if j else None)
+        if code is None:
             return None
-        if j and (code[0] == "c") != (codes[0][0] == "c"):
-            return None
-        if not all([t.is_cpu for t in col]):
-            return None
-        if j == 1 and [t.layout for t in col].count(torch.strided) != n:
-            return None  # sparse gradients
-        if not all(map(_T.is_contiguous, col)):
-            return None
-        if j and list(map(_T.numel, col)) != sizes:
-            return None
+        ids.append(cid)
+        ptrs.append(list(map(_T.data_ptr, col)) if ptr is None else ptr)
         codes.append(code)
-    if codes[0][0] == "c":
-        sizes = [2 * s for s in sizes]  # complex runs on the real view
-    return tuple(codes), sizes
+    if unchanged:
+        return old  # every column came back: the same table and rows
+    sizes = [2 * s for s in numels] if codes[0][0] == "c" else numels
+    lay = _Layout(ids, ptrs, numels, tuple(codes), sizes)
+    if cache is not None:
+        cache["layout"] = lay
+    return lay
 
 
 # -- the step -------------------------------------------------------------------------------------
@@ -320,17 +422,21 @@ def _launch(
     kern: Any,
     columns: list[list[torch.Tensor]],
     sizes: list[int],
-    srow: list[int],
+    srow: Sequence[int] | np.ndarray,
     scal: np.ndarray,
     gscale: float,
+    table: np.ndarray | None = None,
+    rows: np.ndarray | None = None,
 ) -> None:
-    """One kernel call over every tensor of a bucket."""
+    """One kernel call over every tensor of a bucket (``table``, ``rows``: the address table
+    and work rows when a :class:`_Layout` has them already)."""
     n = len(sizes)
-    addrs = np.empty((n, len(columns)), np.int64)
-    for j, col in enumerate(columns):
-        addrs[:, j] = np.fromiter(map(_T.data_ptr, col), np.int64, n)
+    if table is None:
+        table = np.empty((n, len(columns)), np.int64)
+        for j, col in enumerate(columns):
+            table[:, j] = np.fromiter(map(_T.data_ptr, col), np.int64, n)
     _threads()
-    kern(_rows(sizes), addrs, np.asarray(srow, np.int64), scal, gscale)
+    kern(_rows(sizes) if rows is None else rows, table, np.asarray(srow, np.int64), scal, gscale)
 
 
 def fused_step(
@@ -342,6 +448,7 @@ def fused_step(
     fresh: Sequence[bool],
     *,
     grad_scale: torch.Tensor | None = None,
+    cache: dict[str, Any] | None = None,
 ) -> None:
     """One group's step: host scalars, then one fused pass per dtype bucket.
 
@@ -353,12 +460,16 @@ def fused_step(
         fresh: per parameter, whether its state was created this step.
         grad_scale: ``GradScaler``'s scale: gradients are divided by it inside the pass and
             the unscaled gradients are written back.
+        cache: a dict the caller keeps for these tensors from step to step (the engine keeps
+            one per group); what the checks of one step found is reused in the next while the
+            same tensors come back. Nothing in it is needed for correctness.
     """
-    for i, p in enumerate(params):
-        if mw.wants_master(hp, p):
-            mw.ensure_master_state(rule, hp, p, states[i], fresh[i])
+    if hp.get("master_weights"):
+        for i, p in enumerate(params):
+            if mw.wants_master(hp, p):
+                mw.ensure_master_state(rule, hp, p, states[i], fresh[i])
     rows, srow = _prepare_all(rule, hp, states, list(fresh))
-    _run(rule, hp, params, grads, states, rows, srow, grad_scale)
+    _run(rule, hp, params, grads, states, rows, srow, grad_scale, cache)
 
 
 def run_prepared(
@@ -383,13 +494,20 @@ def _run(
     rows: Sequence[Mapping[str, Any]],
     srow: Sequence[int],
     grad_scale: torch.Tensor | None,
+    cache: dict[str, Any] | None = None,
 ) -> None:
     """Bucket the tensors by kernel and dtypes, launch each bucket, run the rest eagerly."""
     active = tuple(b.when(hp) for b in rule.buffers)
     names = [b.name for b, on in zip(rule.buffers, active) if on]
-    pairs = [_plain(sc) for sc in rows]
-    plain = [None if ps is None else ps[0] for ps in pairs]
-    graphs = [None if ps is None else _graph_for(rule, active, *ps) for ps in pairs]
+    memo = _same_scalars(rows, active, cache)
+    if memo is not None:  # the scalars of the last step again (a constant lr): same graph
+        plain, graphs = [memo[2]], [memo[3]]
+    else:
+        pairs = [_plain(sc) for sc in rows]
+        plain = [None if ps is None else ps[0] for ps in pairs]
+        graphs = [None if ps is None else _graph_for(rule, active, *ps) for ps in pairs]
+        if cache is not None and len(rows) == 1 and graphs[0] is not None:
+            memo = _remember_scalars(rows[0], active, plain[0], graphs[0], cache)
     masters = [mw.wants_master(hp, p) for p in params] if hp.get("master_weights") else None
     if masters is not None and not any(masters):
         masters = None
@@ -401,18 +519,20 @@ def _run(
             cols.append([states[i][mw.MASTER_KEY] for i in idx])
         return cols
 
-    # (graph, codes, master) -> (tensor indices, columns, sizes)
+    # (graph, codes, master) -> (tensor indices, columns, sizes, layout or None)
     buckets: dict[tuple, Any] = {}
     eager: list[int] = []
-    everyone = list(range(len(params)))
-    fast = None
+    everyone = range(len(params))
+    layout = None
     if len(rows) == 1 and graphs[0] is not None and not masters:
-        # the common case: one set of scalars, one dtype per column -- checked column-wise
-        cols = columns_of(everyone, False)
-        fast = _uniform(cols)
-        if fast is not None:
-            buckets[(0, fast[0], False)] = (everyone, cols, fast[1])
-    if fast is None:
+        # the common case: one set of scalars, one dtype per column -- checked column-wise,
+        # and only the columns that changed since the last step
+        cols = [list(params), list(grads)]
+        cols += [list(map(operator.itemgetter(nm), states)) for nm in names]
+        layout = _uniform_layout(cols, cache)
+        if layout is not None:
+            buckets[(0, layout.codes, False)] = (everyone, cols, layout.sizes, layout)
+    if layout is None:
         split: dict[tuple, list[int]] = defaultdict(list)
         for i, (p, g, st) in enumerate(zip(params, grads, states)):
             r = srow[i]
@@ -429,29 +549,43 @@ def _run(
             sizes = [params[i].numel() for i in idx]
             if key[1][0][0] == "c":
                 sizes = [2 * n for n in sizes]
-            buckets[key] = (idx, columns_of(idx, key[2]), sizes)
+            buckets[key] = (idx, columns_of(idx, key[2]), sizes, None)
 
     unscale = grad_scale is not None
     gscale = float(grad_scale) if unscale else 1.0
-    for (_, codes, master), (idx, cols, sizes) in buckets.items():
+    for (_, codes, master), (idx, cols, sizes, lay) in buckets.items():
         graph = graphs[srow[idx[0]]]
         assert graph is not None
-        codes = tuple(_STORAGE.get(c, c) for c in codes)
+        codes = lay.storage if lay is not None else tuple(_STORAGE.get(c, c) for c in codes)
         kern = _kernel_for(rule, graph, active, codes, master, unscale)
-        used = sorted({srow[i] for i in idx})  # the scalar rows this bucket reads, renumbered
-        renum = {r: k for k, r in enumerate(used)}
-        scal = np.array(
-            [[float(plain[r][s]) for s in kern.scalars] or [0.0] for r in used],  # type: ignore[index]
-            np.float64,
-        )
+        if len(rows) == 1:
+            used, local = [0], _zeros(len(idx), cache)
+        else:
+            used = sorted({srow[i] for i in idx})  # the scalar rows this bucket reads, renumbered
+            renum = {r: k for k, r in enumerate(used)}
+            local = [0] * len(idx) if len(used) == 1 else [renum[srow[i]] for i in idx]
+        if memo is not None and memo[4] is kern:
+            scal = memo[5]
+        else:
+            scal = np.array(
+                [[float(plain[r][s]) for s in kern.scalars] or [0.0] for r in used],  # type: ignore[index]
+                np.float64,
+            )
+            if memo is not None:
+                memo[4:] = [kern, scal]
         # the kernel takes only the arrays its update touches, in its own slot order
-        slot_of = ["p", "g", *(f"b{i}" for i, on in enumerate(active) if on), "m"]
-        by_slot = dict(zip(slot_of, cols))
-        local = [0] * len(idx) if len(used) == 1 else [renum[srow[i]] for i in idx]
-        _launch(kern.fn, [by_slot[s] for s in kern.slots], sizes, local, scal, gscale)
+        if lay is None:
+            _launch(kern.fn, [cols[j] for j in kern.order], sizes, local, scal, gscale)
+        else:  # the table has every column's addresses already
+            table = lay.table_for(kern.order)
+            _launch(kern.fn, cols, sizes, local, scal, gscale, table, lay.rows)
         # the pass wrote through raw pointers: tell autograd, as an in-place op would (the
         # parameters and gradients; the optimizer's own buffers are in no autograd graph)
-        increment_version([t for s in ("p", "g") if s in kern.written for t in by_slot[s]])
+        touched = kern.touched
+        if touched == (0, 1):
+            increment_version(cols[0] + cols[1])
+        elif touched:
+            increment_version(cols[touched[0]])
         if unscale:
             for i in idx:  # a transform replaced the gradient: p.grad gets the unscaled one too
                 pg = params[i].grad
@@ -460,6 +594,58 @@ def _run(
 
     if eager:
         _eager(rule, hp, eager, params, grads, states, [rows[srow[i]] for i in eager], grad_scale)
+
+
+_PLAIN = frozenset({float, int, bool, type(None)})
+
+
+def _same_scalars(
+    rows: Sequence[Mapping[str, Any]], active: tuple[bool, ...], cache: dict[str, Any] | None
+) -> list[Any] | None:
+    """The remembered ``[key, scalars, plain, graph, kernel, scalar table]`` when this step has
+    one row of scalars equal to the last step's -- the same types, values and signs of zero.
+    Only plain Python values are compared: a tensor lr may have changed in place while still
+    comparing equal to itself."""
+    memo = cache.get("scalars") if cache is not None else None
+    if memo is None or len(rows) != 1:
+        return None
+    sc = rows[0]
+    types = tuple(map(type, sc.values()))
+    key = memo[0]
+    if key[0] != active or types != key[1] or not _PLAIN.issuperset(types) or sc != memo[1]:
+        return None
+    for name, sign in key[2]:  # 0.0 == -0.0, but the kernel would see the other sign
+        if math.copysign(1.0, sc[name]) != sign:
+            return None
+    return memo
+
+
+def _remember_scalars(
+    sc: Mapping[str, Any],
+    active: tuple[bool, ...],
+    plain: dict[str, Any] | None,
+    graph: Graph,
+    cache: dict[str, Any],
+) -> list[Any] | None:
+    types = tuple(map(type, sc.values()))
+    if not _PLAIN.issuperset(types):
+        cache.pop("scalars", None)
+        return None
+    zeros = tuple(
+        (k, math.copysign(1.0, v)) for k, v in sc.items() if type(v) is float and v == 0.0
+    )
+    memo = cache["scalars"] = [(active, types, zeros), dict(sc), plain, graph, None, None]
+    return memo
+
+
+def _zeros(n: int, cache: dict[str, Any] | None) -> np.ndarray:
+    """Every tensor reads scalar row 0 (kept in ``cache``: the same each step)."""
+    z = cache.get("zeros") if cache is not None else None
+    if z is None or len(z) != n:
+        z = np.zeros(n, np.int64)
+        if cache is not None:
+            cache["zeros"] = z
+    return z
 
 
 def _eager(

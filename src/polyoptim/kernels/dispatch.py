@@ -20,6 +20,7 @@ in the same order (see :mod:`polyoptim.kernels.codegen`).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from typing import Any
 
@@ -31,6 +32,8 @@ from . import master as mw
 from .eager import run_foreach, run_single
 
 Kernel = Callable[..., None]
+
+_IS_CPU = operator.attrgetter("is_cpu")
 
 __all__ = ["Kernel", "run_group", "select_kernel", "use_fused"]
 
@@ -49,7 +52,7 @@ def use_fused(group: Mapping[str, Any], params: Sequence[torch.Tensor]) -> bool:
         return False  # the for-loop was asked for by name
     if not cpu_fused.available():
         return False
-    return [p.is_cpu for p in params].count(True) == len(params)
+    return all(map(_IS_CPU, params))
 
 
 def select_kernel(group: Mapping[str, Any], params: Sequence[torch.Tensor]) -> Kernel:
@@ -79,6 +82,7 @@ def run_group(
     fresh: Sequence[bool],
     *,
     grad_scale: torch.Tensor | None = None,
+    cache: dict[str, Any] | None = None,
 ) -> None:
     """Compute the host scalars and run one group's step with the selected kernel.
 
@@ -91,9 +95,13 @@ def run_group(
         grad_scale: ``GradScaler``'s scale; the gradients are divided by it (inside the pass on
             the fused kernel) and ``p.grad`` is left holding the unscaled gradient, as torch's
             fused kernels leave it.
+        cache: a dict the caller keeps for these tensors between steps, where the fused
+            kernel remembers what its checks found (see :func:`cpu_fused.fused_step`).
     """
     if use_fused(hp, params):
-        cpu_fused.fused_step(rule, hp, params, grads, states, fresh, grad_scale=grad_scale)
+        cpu_fused.fused_step(
+            rule, hp, params, grads, states, fresh, grad_scale=grad_scale, cache=cache
+        )
         return
     if grad_scale is not None:
         grads = [g / grad_scale.to(g.device) for g in grads]
