@@ -472,6 +472,16 @@ class StepDecay(LRScheduler):
         return self.base_lr * (self.gamma ** (self.last_epoch // self.step_size))
 
 
+def _checked_lambda(scheduler: str, lr_lambda: Any) -> Callable[[int], float]:
+    """Paddle's check that a scheduler's ``lr_lambda`` is callable, with its message."""
+    if not callable(lr_lambda):
+        raise TypeError(
+            f"The type of 'lr_lambda' in '{scheduler}' must be 'function', but received "
+            f"{type(lr_lambda)}."
+        )
+    return lr_lambda
+
+
 class LambdaDecay(LRScheduler):
     r""":math:`lr \cdot \lambda(epoch)`.
 
@@ -487,12 +497,7 @@ class LambdaDecay(LRScheduler):
         last_epoch: int = -1,
         verbose: bool = False,
     ) -> None:
-        if not callable(lr_lambda):
-            raise TypeError(
-                "The type of 'lr_lambda' in 'LambdaDecay' must be 'function', but received "
-                f"{type(lr_lambda)}."
-            )
-        self.lr_lambda = lr_lambda
+        self.lr_lambda = _checked_lambda("LambdaDecay", lr_lambda)
         super().__init__(learning_rate, last_epoch, verbose)
 
     def get_lr(self) -> float:
@@ -514,12 +519,7 @@ class MultiplicativeDecay(LRScheduler):
         last_epoch: int = -1,
         verbose: bool = False,
     ) -> None:
-        if not callable(lr_lambda):
-            raise TypeError(
-                "The type of 'lr_lambda' in 'MultiplicativeDecay' must be 'function', but "
-                f"received {type(lr_lambda)}."
-            )
-        self.lr_lambda = lr_lambda
+        self.lr_lambda = _checked_lambda("MultiplicativeDecay", lr_lambda)
         super().__init__(learning_rate, last_epoch, verbose)
 
     def get_lr(self) -> float:
