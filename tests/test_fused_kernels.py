@@ -371,7 +371,7 @@ def test_grad_scaler_end_to_end():
 def test_one_launch_per_dtype_bucket(monkeypatch):
     calls = []
     real = cpu_fused._launch
-    monkeypatch.setattr(cpu_fused, "_launch", lambda *a: (calls.append(len(a[2])), real(*a))[1])
+    monkeypatch.setattr(cpu_fused, "_launch", lambda *a: (calls.append(len(a[1])), real(*a))[1])
     params = [torch.randn(17) for _ in range(300)]
     params += [torch.randn(9, dtype=torch.float64) for _ in range(21)]
     for p in params:
@@ -387,7 +387,7 @@ def test_tensors_at_different_steps_share_one_launch(monkeypatch):
     still in one kernel call per step."""
     calls = []
     real = cpu_fused._launch
-    monkeypatch.setattr(cpu_fused, "_launch", lambda *a: (calls.append(a[4].shape), real(*a))[1])
+    monkeypatch.setattr(cpu_fused, "_launch", lambda *a: (calls.append(a[3].shape), real(*a))[1])
     init, grads = make([(6,), (4,), (5,)], torch.float32, seed=8, steps=6)
     results = []
     for kw in ({"foreach": False}, {"fused": True}):
@@ -467,6 +467,57 @@ def test_strided_params_fall_back_per_tensor():
         assert not params[1].is_contiguous() and params[0].stride() == (1, 4)
         results.append(params)
     assert_same(results[1], results[0], torch.float32)
+
+
+def _asgd_run(kw, ax_offset=None, steps=5):
+    """ASGD on two parameters (a big one, so the vector loop runs; a small one, tail only);
+    ``ax_offset``: put ``ax`` that many elements into a larger buffer (off the 64-byte grid)."""
+    gen = torch.Generator().manual_seed(5)
+    params = [torch.randn(40_000, generator=gen), torch.randn(7, generator=gen)]
+    opt = polyoptim.ASGD(params, t0=2, **kw)  # mu == 1 for 4 steps (ax copied), then averaged
+    for s in range(steps):
+        g = torch.Generator().manual_seed(100 + s)
+        for p in params:
+            p.grad = torch.randn(p.shape, generator=g)
+        opt.step()
+        if s == 0 and ax_offset is not None:
+            for p in params:
+                holder = torch.zeros(p.numel() + ax_offset)
+                view = holder[ax_offset:]
+                view.copy_(opt.state[p]["ax"])
+                opt.state[p]["ax"] = view
+    return params, [opt.state[p]["ax"] for p in params]
+
+
+def test_write_only_buffers_use_streaming_stores():
+    """ASGD copies the parameter into ``ax`` while ``mu == 1``: ``ax`` is written, never read,
+    so the kernel streams it past the cache -- and the numbers stay the eager kernel's."""
+    sources = []
+    real = cpu_fused.generate
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(
+            cpu_fused, "generate", lambda *a, **k: sources.append(real(*a, **k)) or sources[-1]
+        )
+        cpu_fused._graphs.clear()
+        fused = _asgd_run({})
+    eager = _asgd_run({"foreach": False})
+    assert_same(fused[0] + fused[1], eager[0] + eager[1], torch.float32)
+    streamed = {src.streamed for src in sources}
+    assert ("b0",) in streamed  # the copy step
+    assert () in streamed  # the averaging step reads ax: plain stores
+    assert all("o.stream_store(x_b0" in src.text for src in sources if src.streamed)
+
+
+@pytest.mark.parametrize("offset", [1, 4])
+def test_streaming_falls_back_for_unaligned_buffers(offset):
+    """A buffer 4 or 16 bytes off a 64-byte boundary (a loaded view, a foreign buffer) cannot
+    take aligned streaming stores: the step uses the plain-store kernel and gives the same
+    numbers (with the streaming kernel it would fault)."""
+    fused = _asgd_run({}, ax_offset=offset)
+    assert all(ax.data_ptr() % 64 for ax in fused[1])
+    eager = _asgd_run({"foreach": False}, ax_offset=offset)
+    assert_same(fused[0] + fused[1], eager[0] + eager[1], torch.float32)
+    assert any(e["name"].endswith("unaligned") for e in compiler.compile_log())
 
 
 def test_channels_last_params_fuse():
@@ -615,6 +666,26 @@ def test_bench_runs_and_writes_its_outputs(tmp_path, monkeypatch):
     assert rows["adam"]["roof_gbps"] > 0
     md = (tmp_path / "bench.md").read_text()
     assert "| adam | (t) 3×1000 | 28 |" in md
+    assert set(rows["adam"]["speedup"]) == set(bench.PATHS) - {"poly_fused"}
+    assert rows["adam"]["ceiling"] > 0
+
+
+def test_bench_speedups_are_paired_by_round():
+    """Each ratio compares two steps of the same round: rounds 2 and 3 ran on a machine 4x
+    slower, and fused was timed in the fast part of round 2 -- the ratio of medians would say
+    8x, the paired ratio says the 2x that held in the rounds where both saw the same machine."""
+    from polyoptim import bench
+
+    times = {
+        "torch_fused": [2.0, 8.0, 8.0],  # rounds 2 and 3 run on a slowed machine
+        "torch_foreach": [6.0, 24.0, 24.0],
+        "poly_fused": [1.0, 1.0, 4.0],
+    }
+    moved = 12 * bench.ROOF_ELEMENTS  # as many bytes as the triad: at the roof, triad time
+    up, ceiling = bench.speedups(times, [0.5, 2.0, 2.0], moved)
+    assert up == {"torch_fused": 2.0, "torch_foreach": 6.0}
+    assert ceiling == 4.0  # torch fused is 4x slower than the roof in every round
+    assert bench.speedups(times, None, moved)[1] == 0.0
 
 
 @pytest.mark.parametrize("fused", [None, False])

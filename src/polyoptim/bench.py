@@ -39,7 +39,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["ALGORITHMS", "SIZES", "Result", "run_bench", "write_outputs"]
+__all__ = ["ALGORITHMS", "SIZES", "Result", "run_bench", "speedups", "write_outputs"]
 
 #: name -> (torch class name, constructor kwargs, whether torch has a fused CPU path)
 ALGORITHMS: dict[str, tuple[str, dict[str, Any], bool]] = {
@@ -87,6 +87,12 @@ class Result:
     ms: dict[str, float] = field(default_factory=dict)
     gbps: dict[str, float] = field(default_factory=dict)
     extra_mb: dict[str, float | None] = field(default_factory=dict)
+    #: per path, the median over rounds of (that path's time / polyoptim fused's time in the same
+    #: round): a speed-up that the machine's drift between rounds does not move
+    speedup: dict[str, float] = field(default_factory=dict)
+    #: the speed-up over the fastest torch path of a kernel that moves exactly
+    #: ``bytes_per_element`` at the roof (median over rounds): no implementation can beat it
+    ceiling: float = 0.0
 
     def fastest_torch(self) -> tuple[str, float]:
         """The fastest torch path and its time (ms)."""
@@ -242,10 +248,12 @@ def measure(
     if triad is not None:
         steps["roof"] = triad
     times: dict[str, list[float]] = {k: [] for k in steps}
-    for _ in range(repeats):
-        for key, step in steps.items():
+    order = list(steps)
+    for i in range(repeats):
+        # every other round in reverse, so no path always runs right after the same neighbour
+        for key in order if i % 2 == 0 else reversed(order):
             t0 = time.perf_counter()
-            step()
+            steps[key]()
             times[key].append(time.perf_counter() - t0)
     roof = times.pop("roof", None)
     if roof:
@@ -254,9 +262,40 @@ def measure(
         med = statistics.median(ts)
         res.ms[key] = med * 1e3
         res.gbps[key] = res.bytes_per_element * res.elements / med / 1e9
+    if "poly_fused" in times:
+        res.speedup, res.ceiling = speedups(times, roof, res.bytes_per_element * res.elements)
     del opts, params
     gc.collect()
     return res
+
+
+def speedups(
+    times: dict[str, list[float]], roof: list[float] | None, moved: int
+) -> tuple[dict[str, float], float]:
+    """Paired speed-ups of ``poly_fused`` from per-round step times.
+
+    Args:
+        times: per path, its step time in each round (seconds, rounds aligned).
+        roof: the triad's time in each round (moving ``12 * ROOF_ELEMENTS`` bytes), or None.
+        moved: bytes one step must move.
+
+    Returns:
+        Per other path, the median over rounds of ``time / fused time``; and the ceiling: the
+        median over rounds of the fastest torch path's time over the time ``moved`` bytes take
+        at that round's roof (0.0 without a roof or a torch path).
+    """
+    fused = times["poly_fused"]
+    up = {
+        k: statistics.median(a / b for a, b in zip(ts, fused))
+        for k, ts in times.items()
+        if k != "poly_fused"
+    }
+    torch_paths = [k for k in times if k.startswith("torch")]
+    if not roof or not torch_paths:
+        return up, 0.0
+    best = min(torch_paths, key=lambda k: statistics.median(times[k]))
+    at_roof = [moved * t / (12 * ROOF_ELEMENTS) for t in roof]
+    return up, statistics.median(a / b for a, b in zip(times[best], at_roof))
 
 
 def _poly_or(first: torch.optim.Optimizer, opts: dict[str, Any]) -> Any:
@@ -376,18 +415,22 @@ def markdown(report: dict[str, Any]) -> str:
         f"{report['machine']['threads']} threads, median of {report['repeats']} steps.",
         "",
         "Step time in ms (lower is better); `fused GB/s` is polyoptim fused's effective "
-        "bandwidth; ratios are speed-ups of polyoptim fused (time of the other / fused time).",
+        "bandwidth. Ratios are speed-ups of polyoptim fused: the median over rounds of (the "
+        "other's time / fused time in the same round). `ceiling` is the speed-up over the "
+        "fastest torch path of a kernel moving exactly B/elem at the roof: the most any "
+        "implementation can reach on this machine.",
         "",
         "| algorithm | case | B/elem | "
         + " | ".join(LABELS[p] for p in PATHS)
-        + " | fused GB/s | roof GB/s | % of roof | × fastest torch | × torch fused | × eager |",
-        "|---|---|--:|" + "--:|" * len(PATHS) + "--:|--:|--:|--:|--:|--:|",
+        + " | fused GB/s | roof GB/s | % of roof | × fastest torch | ceiling"
+        " | × torch fused | × eager |",
+        "|---|---|--:|" + "--:|" * len(PATHS) + "--:|--:|--:|--:|--:|--:|--:|",
     ]
     for r in report["results"]:
-        ms = r["ms"]
+        ms, up = r["ms"], r.get("speedup") or {}
         f = ms.get("poly_fused")
-        torch_ms = [v for k, v in ms.items() if k.startswith("torch")]
-        best = min(torch_ms) if torch_ms else None
+        torch_ms = {k: v for k, v in ms.items() if k.startswith("torch")}
+        best = min(torch_ms, key=torch_ms.__getitem__) if torch_ms else None
         row = [
             r["algorithm"],
             f"({r['case']}) {r['tensors']}×{r['elements'] // r['tensors']}",
@@ -398,9 +441,10 @@ def markdown(report: dict[str, Any]) -> str:
             _fmt(
                 100 * r["gbps"]["poly_fused"] / r["roof_gbps"] if f and r["roof_gbps"] else None, 0
             ),
-            _fmt(best / f if f and best else None, 2),
-            _fmt(ms["torch_fused"] / f if f and "torch_fused" in ms else None, 2),
-            _fmt(ms["poly_eager"] / f if f and "poly_eager" in ms else None, 1),
+            _fmt(up.get(best) if best else None, 2),
+            _fmt(r.get("ceiling") or None, 2),
+            _fmt(up.get("torch_fused"), 2),
+            _fmt(up.get("poly_eager"), 1),
         ]
         lines.append("| " + " | ".join(row) + " |")
     lines += [

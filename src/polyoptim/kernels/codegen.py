@@ -55,12 +55,15 @@ class KernelSource:
         slots: array slots in ``addrs`` column order (``p``, ``g``, ``b0``, ..., ``m``).
         scalars: host-scalar names in ``scal`` column order.
         written: the slots the kernel stores to.
+        streamed: the slots it writes with streaming stores; the kernel needs each of them
+            64-byte aligned (see :func:`polyoptim.kernels.numba_ops.stream_store`).
     """
 
     text: str
     slots: tuple[str, ...]
     scalars: tuple[str, ...]
     written: tuple[str, ...] = ()
+    streamed: tuple[str, ...] = ()
 
 
 def _float_literal(x: float) -> str:
@@ -77,6 +80,7 @@ def generate(
     *,
     master: bool = False,
     unscale: bool = False,
+    stream: bool = False,
     header: str = "",
 ) -> KernelSource:
     """The Numba source of the kernel for one traced update and one dtype configuration.
@@ -89,6 +93,8 @@ def generate(
             rounded, to the parameter ``p``.
         unscale: divide the gradient by ``gscale`` first and store the unscaled gradient back
             (``GradScaler`` with a fused optimizer).
+        stream: write the float32/float64 arrays the update writes without reading with
+            streaming stores (they then must be 64-byte aligned).
         header: a line for the module docstring (what the kernel is for).
 
     Returns:
@@ -193,11 +199,19 @@ def generate(
         else:  # pragma: no cover
             raise ValueError(f"element op {op}")
         loop.append(f"{nm} = {expr}")
+    # an array written but never read goes out with streaming stores (no write-allocate read)
+    streamed = {
+        s for s in graph.outputs if stream and s not in read and dtypes[s] in ("f32", "f64")
+    }
     for slot, node in graph.outputs.items():
         value = cast(node)
         if slot == "p" and master:
             loop.append(f"x_m[i] = {_narrow(value, 'f32', ct)}")
-        loop.append(f"x_{slot}[i] = {_narrow(value, dtypes[slot], ct)}")
+        stored = _narrow(value, dtypes[slot], ct)
+        if slot in streamed:
+            loop.append(f"o.stream_store(x_{slot}, i, {stored})")
+        else:
+            loop.append(f"x_{slot}[i] = {stored}")
 
     arrays = [f"    x_{s} = carray(o.vptr(a_{s}), hi, {_ARRAY_TYPE[dtypes[s]]})" for s in slots]
     body_args = ", ".join(["lo", "hi"] + [f"a_{s}" for s in slots])
@@ -225,6 +239,7 @@ def generate(
             *(f"    {line}" for line in pro),
             "    for i in range(np.uint64(lo), np.uint64(hi)):",
             *(f"        {line}" for line in loop),
+            *(["    o.store_fence()"] if streamed else []),
             "",
             "",
             "@njit(parallel=True, **_JIT)",
@@ -237,7 +252,13 @@ def generate(
         ]
     )
     stored = written | ({"m"} if master and "p" in graph.outputs else set())
-    return KernelSource(text, tuple(slots), tuple(scalars), tuple(s for s in slots if s in stored))
+    return KernelSource(
+        text,
+        tuple(slots),
+        tuple(scalars),
+        tuple(s for s in slots if s in stored),
+        tuple(s for s in slots if s in streamed),
+    )
 
 
 def _slot_key(slot: str) -> int:

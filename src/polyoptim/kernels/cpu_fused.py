@@ -110,27 +110,37 @@ class _Kernel:
 
     ``order``: for each address-table column, its index in the bucket's columns (``p``, ``g``,
     the active buffers, ``m``); ``touched``: the indices of ``p`` and ``g`` among them when the
-    pass writes them (worked out once here rather than at every step)."""
+    pass writes them (worked out once here rather than at every step); ``streamed``: the
+    address-table columns written with streaming stores, which must be 64-byte aligned."""
 
-    __slots__ = ("fn", "slots", "scalars", "written", "order", "touched")
+    __slots__ = ("fn", "slots", "scalars", "written", "order", "touched", "streamed")
 
     def __init__(self, fn: Any, src: KernelSource, columns: list[str]) -> None:
         self.fn, self.slots, self.scalars, self.written = fn, src.slots, src.scalars, src.written
         self.order = tuple(columns.index(s) for s in src.slots)
         self.touched = tuple(j for j, s in enumerate(("p", "g")) if s in src.written)
+        self.streamed = [j for j, s in enumerate(src.slots) if s in src.streamed]
 
 
 def _kernel_for(
-    rule: Rule, graph: Graph, active: tuple[bool, ...], codes: tuple, master: bool, unscale: bool
+    rule: Rule,
+    graph: Graph,
+    active: tuple[bool, ...],
+    codes: tuple,
+    master: bool,
+    unscale: bool,
+    stream: bool = True,
 ) -> _Kernel:
-    """The compiled kernel of a traced update for one dtype configuration."""
-    key = (codes, master, unscale)
+    """The compiled kernel of a traced update for one dtype configuration (``stream``: write
+    write-only arrays with streaming stores)."""
+    key = (codes, master, unscale, stream)
     kern = graph.compiled.get(key)
     if kern is None:
         slots = ["p", "g", *(f"b{i}" for i, on in enumerate(active) if on)]
         dtypes = dict(zip(slots + (["m"] if master else []), codes))
         header = f"{rule.name} {'/'.join(codes)}" + " master" * master + " unscale" * unscale
-        src = generate(graph, dtypes, master=master, unscale=unscale, header=header)
+        header += " unaligned" * (not stream)
+        src = generate(graph, dtypes, master=master, unscale=unscale, stream=stream, header=header)
         kern = graph.compiled[key] = _Kernel(load(src, header), src, [*slots, "m"])
     return kern
 
@@ -311,7 +321,18 @@ class _Layout:
     would keep them alive through the next forward and backward.)
     """
 
-    __slots__ = ("ids", "ptrs", "numels", "codes", "storage", "sizes", "table", "rows", "tables")
+    __slots__ = (
+        "ids",
+        "ptrs",
+        "numels",
+        "codes",
+        "storage",
+        "sizes",
+        "table",
+        "rows",
+        "tables",
+        "aligned",
+    )
 
     def __init__(
         self,
@@ -327,12 +348,20 @@ class _Layout:
         self.rows = _rows(sizes)
         #: the address table in a kernel's column order
         self.tables: dict[tuple[int, ...], np.ndarray] = {}
+        self.aligned: dict[_Kernel, bool] = {}
 
     def table_for(self, order: tuple[int, ...]) -> np.ndarray:
         t = self.tables.get(order)
         if t is None:
             t = self.tables[order] = np.ascontiguousarray(self.table[:, list(order)])
         return t
+
+    def streamable(self, kern: _Kernel) -> bool:
+        """:func:`_streamable`, worked out once per kernel for this layout."""
+        ok = self.aligned.get(kern)
+        if ok is None:
+            ok = self.aligned[kern] = _streamable(kern, self.table_for(kern.order))
+        return ok
 
 
 def _uniform_layout(
@@ -418,23 +447,32 @@ def _threads() -> None:
         _threads_set.n = n
 
 
+def _address_table(columns: list[list[torch.Tensor]]) -> np.ndarray:
+    """The ``(tensor, column)`` table of data addresses."""
+    n = len(columns[0])
+    table = np.empty((n, len(columns)), np.int64)
+    for j, col in enumerate(columns):
+        table[:, j] = np.fromiter(map(_T.data_ptr, col), np.int64, n)
+    return table
+
+
+def _streamable(kern: _Kernel, table: np.ndarray) -> bool:
+    """Whether every array ``kern`` streams to starts on a 64-byte boundary (then so does each
+    work row of it: rows start at multiples of ``CHUNK`` elements)."""
+    return not (table[:, kern.streamed] & 63).any()
+
+
 def _launch(
     kern: Any,
-    columns: list[list[torch.Tensor]],
     sizes: list[int],
     srow: Sequence[int] | np.ndarray,
     scal: np.ndarray,
     gscale: float,
-    table: np.ndarray | None = None,
+    table: np.ndarray,
     rows: np.ndarray | None = None,
 ) -> None:
-    """One kernel call over every tensor of a bucket (``table``, ``rows``: the address table
-    and work rows when a :class:`_Layout` has them already)."""
-    n = len(sizes)
-    if table is None:
-        table = np.empty((n, len(columns)), np.int64)
-        for j, col in enumerate(columns):
-            table[:, j] = np.fromiter(map(_T.data_ptr, col), np.int64, n)
+    """One kernel call over every tensor of a bucket (``rows``: the work rows when a
+    :class:`_Layout` has them already)."""
     _threads()
     kern(_rows(sizes) if rows is None else rows, table, np.asarray(srow, np.int64), scal, gscale)
 
@@ -573,12 +611,17 @@ def _run(
             )
             if memo is not None:
                 memo[4:] = [kern, scal]
-        # the kernel takes only the arrays its update touches, in its own slot order
+        # the kernel takes only the arrays its update touches, in its own slot order (a
+        # layout has every column's addresses already, and knows whether they are aligned)
         if lay is None:
-            _launch(kern.fn, [cols[j] for j in kern.order], sizes, local, scal, gscale)
-        else:  # the table has every column's addresses already
+            table = _address_table([cols[j] for j in kern.order])
+            aligned = not kern.streamed or _streamable(kern, table)
+        else:
             table = lay.table_for(kern.order)
-            _launch(kern.fn, cols, sizes, local, scal, gscale, table, lay.rows)
+            aligned = not kern.streamed or lay.streamable(kern)
+        if not aligned:  # a view or a foreign buffer off the 64-byte grid: plain stores
+            kern = _kernel_for(rule, graph, active, codes, master, unscale, stream=False)
+        _launch(kern.fn, sizes, local, scal, gscale, table, None if lay is None else lay.rows)
         # the pass wrote through raw pointers: tell autograd, as an in-place op would (the
         # parameters and gradients; the optimizer's own buffers are in no autograd graph)
         touched = kern.touched

@@ -121,6 +121,47 @@ f16_load = _f16_to_f32  # float16 bits (uint16) -> float32, exact
 f16_store = _f32_to_f16  # float32 -> float16 bits, rounded to nearest-even
 
 
+#: alignment (bytes) :func:`stream_store` assumes of every vector of stores it makes
+STREAM_ALIGN = 64
+
+
+@intrinsic
+def stream_store(typingctx, arr, idx, val):
+    """``arr[idx] = val`` as a non-temporal (streaming) store.
+
+    For an array the kernel writes without reading: a plain store first reads the cache line
+    it lands in (write-allocate), so a write-only array costs twice its bytes; a streaming store
+    writes the line to memory directly. Call :func:`store_fence` after the last one.
+    """
+    if not (isinstance(arr, types.Array) and isinstance(idx, types.Integer) and val == arr.dtype):
+        return None
+    sig = types.void(arr, idx, val)
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        # LLVM vectorizes a streaming store only if it may assume vector alignment; the caller
+        # streams only to 64-byte-aligned arrays whose rows start at multiples of 16 elements
+        store = builder.store(args[2], builder.gep(ary.data, [args[1]]), align=STREAM_ALIGN)
+        one = builder.module.add_metadata([ir.Constant(ir.IntType(32), 1)])
+        store.set_metadata("nontemporal", one)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def store_fence(typingctx):
+    """A full memory fence: streaming stores are weakly ordered, so they are made visible to
+    the thread that joins the parallel loop before it reads the arrays."""
+    sig = types.void()
+
+    def codegen(context, builder, signature, args):
+        builder.fence("seq_cst")
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
 # -- the element-wise ops a rule may call (torch's semantics) -------------------------------------
 
 
