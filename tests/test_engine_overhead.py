@@ -131,6 +131,55 @@ def test_state_buffer_replaced_between_steps():
     _assert_same(ours, theirs)
 
 
+def _host_state_pair(cls: str, n: int = 4):
+    gen = torch.Generator().manual_seed(3)
+    init = [torch.randn(33, generator=gen) for _ in range(n)]
+    ours = [torch.nn.Parameter(t.clone()) for t in init]
+    theirs = [torch.nn.Parameter(t.clone()) for t in init]
+    kw = {"lr": 0.01, **({"t0": 2} if cls == "ASGD" else {})}
+    topt = getattr(torch.optim, cls)(theirs, foreach=False, **kw)
+    return ours, theirs, getattr(polyoptim, cls)(ours, **kw), topt
+
+
+@needs_numba
+def test_host_state_written_last_step_is_not_read_again(monkeypatch):
+    """Every tensor's ``step`` is the one the last step wrote: the next step reads none."""
+    ours, theirs, opt, topt = _host_state_pair("Adam")
+    for s in range(2):
+        _step_both(ours, theirs, opt, topt, s)
+    reads: list[str] = []
+    real = cpu_fused._host_values
+    monkeypatch.setattr(cpu_fused, "_host_values", lambda st, k: (reads.append(k), real(st, k))[1])
+    _step_both(ours, theirs, opt, topt, 2)
+    assert reads == []
+    _assert_same(ours, theirs)
+
+
+@needs_numba
+@pytest.mark.parametrize("how", ["in-place", "replaced"])
+@pytest.mark.parametrize("which", [0, 2], ids=["first", "other"])
+@pytest.mark.parametrize("cls, key", [("Adam", "step"), ("ASGD", "eta"), ("ASGD", "mu")])
+def test_host_state_changed_between_steps(cls, key, which, how):
+    """A host-state tensor edited in place (its version counter moves) or replaced (even by one
+    whose counter reads the same) since the last step is read again: that parameter's step
+    then differs from the others'."""
+    ours, theirs, opt, topt = _host_state_pair(cls)
+    for s in range(3):
+        _step_both(ours, theirs, opt, topt, s)
+    for ps, o in ((ours, opt), (theirs, topt)):
+        st = o.state[ps[which]]
+        if how == "in-place":
+            st[key].mul_(0.5)
+        else:  # a new tensor, its version counter brought level with the old one's
+            new = st[key] * 0.5
+            while new._version < st[key]._version:
+                new.add_(0)
+            st[key] = new
+    for s in range(3, 6):
+        _step_both(ours, theirs, opt, topt, s)
+    _assert_same(ours, theirs)
+
+
 @needs_numba
 def test_hyperparameters_edited_between_steps():
     """A new momentum, lr or nesterov flag picks a new kernel or scalar table."""

@@ -173,16 +173,23 @@ def _prepare_all(
     hp: Mapping[str, Any],
     states: Sequence[MutableMapping[str, Any]],
     fresh: list[bool],
+    cache: dict[str, Any] | None = None,
 ) -> tuple[list[dict[str, Any]], list[int]]:
     """Host scalars for every tensor, as distinct rows and each tensor's row index.
 
     Tensors with equal host state (and the same ``fresh``) share one ``rule.prepare`` call; the
-    representative's new host state is then copied to the others.
+    representative's new host state is then copied to the others. ``cache`` (kept by the caller
+    between steps) lets a step skip reading every tensor's host state when it is still what the
+    last step's copy wrote (see :func:`_host_state_kept`).
     """
     n = len(states)
     if n <= 1:
         return [rule.prepare(hp, st, f) for st, f in zip(states, fresh)], [0] * n
     keys = list(rule.host_state)
+    if keys and cache is not None and not any(fresh) and _host_state_kept(states, keys, cache):
+        rows = [rule.prepare(hp, states[0], False)]
+        _broadcast_host_state(states, keys, cache)
+        return rows, [0] * n
     # a rule without host state (SGD) differs only by ``fresh``
     sig = list(zip(fresh, *(_host_values(states, k) for k in keys))) if keys else fresh
     try:
@@ -198,7 +205,7 @@ def _prepare_all(
     if len(groups) == 1:  # the usual step: one row, read by every tensor
         rows = [rule.prepare(hp, states[0], fresh[0])]
         if keys:
-            _broadcast_host_state(states, keys)
+            _broadcast_host_state(states, keys, cache)
         return rows, [0] * n
     rows, srow = [], [0] * n
     for r, idx in enumerate(groups):
@@ -210,8 +217,14 @@ def _prepare_all(
     return rows, srow
 
 
-def _broadcast_host_state(states: Sequence[MutableMapping[str, Any]], keys: list[str]) -> None:
-    """Give every state the representative's (``states[0]``) new host state."""
+def _broadcast_host_state(
+    states: Sequence[MutableMapping[str, Any]],
+    keys: list[str],
+    cache: dict[str, Any] | None = None,
+) -> None:
+    """Give every state the representative's (``states[0]``) new host state; with ``cache``,
+    remember which tensors now hold it (see :func:`_host_state_kept`)."""
+    kept: list[tuple[list[torch.Tensor], list[int]]] | None = []
     for k in keys:
         rep = states[0].get(k)
         others = list(map(_get("get", k), itertools.islice(states, 1, None)))
@@ -221,12 +234,36 @@ def _broadcast_host_state(states: Sequence[MutableMapping[str, Any]], keys: list
             and list(map(_SHAPE, others)).count(rep.shape) == len(others)
         ):
             torch._foreach_copy_(others, [rep] * len(others))
+            if kept is not None:
+                tensors = [rep, *others]
+                kept.append((tensors, list(map(_VERSION, tensors))))
         else:
+            kept = None
             for st in states[1:]:
                 st[k] = rep.clone() if isinstance(rep, torch.Tensor) else rep
+    if cache is not None:
+        cache["host_state"] = kept
+
+
+def _host_state_kept(
+    states: Sequence[MutableMapping[str, Any]], keys: list[str], cache: dict[str, Any]
+) -> bool:
+    """Whether every state still holds, under every host-state key, the very tensor the last
+    step's :func:`_broadcast_host_state` wrote, untouched since (its version counter, which
+    every in-place write bumps, is the one recorded then): then all of them are equal, and
+    reading each one's value (an ``item()`` per tensor and key) can be skipped."""
+    kept = cache.get("host_state")
+    if not kept or len(kept) != len(keys) or len(kept[0][0]) != len(states):
+        return False
+    for k, (tensors, versions) in zip(keys, kept):
+        now = list(map(_get("get", k), states))
+        if not all(map(operator.is_, now, tensors)) or list(map(_VERSION, now)) != versions:
+            return False
+    return True
 
 
 _SHAPE = operator.attrgetter("shape")
+_VERSION = operator.attrgetter("_version")
 
 
 def _plain(sc: Mapping[str, Any]) -> tuple[dict[str, Any], tuple] | None:
@@ -506,7 +543,7 @@ def fused_step(
         for i, p in enumerate(params):
             if mw.wants_master(hp, p):
                 mw.ensure_master_state(rule, hp, p, states[i], fresh[i])
-    rows, srow = _prepare_all(rule, hp, states, list(fresh))
+    rows, srow = _prepare_all(rule, hp, states, list(fresh), cache)
     _run(rule, hp, params, grads, states, rows, srow, grad_scale, cache)
 
 
