@@ -188,7 +188,7 @@ def _prepare_all(
     keys = list(rule.host_state)
     if keys and cache is not None and not any(fresh) and _host_state_kept(states, keys, cache):
         rows = [rule.prepare(hp, states[0], False)]
-        _broadcast_host_state(states, keys, cache)
+        _rebroadcast_host_state(cache["host_state"])
         return rows, [0] * n
     # a rule without host state (SGD) differs only by ``fresh``
     sig = list(zip(fresh, *(_host_values(states, k) for k in keys))) if keys else fresh
@@ -243,6 +243,18 @@ def _broadcast_host_state(
                 st[k] = rep.clone() if isinstance(rep, torch.Tensor) else rep
     if cache is not None:
         cache["host_state"] = kept
+
+
+def _rebroadcast_host_state(kept: list[tuple[list[torch.Tensor], list[int]]]) -> None:
+    """:func:`_broadcast_host_state` to the tensors it wrote last step (:func:`_host_state_kept`
+    found them all in place): no lookups, no checks, one copy for every key."""
+    dst, src = [], []
+    for tensors, _ in kept:
+        dst += tensors[1:]
+        src += [tensors[0]] * (len(tensors) - 1)
+    torch._foreach_copy_(dst, src)
+    for j, (tensors, _) in enumerate(kept):
+        kept[j] = (tensors, list(map(_VERSION, tensors)))
 
 
 def _host_state_kept(
