@@ -224,7 +224,7 @@ def _broadcast_host_state(
 ) -> None:
     """Give every state the representative's (``states[0]``) new host state; with ``cache``,
     remember which tensors now hold it (see :func:`_host_state_kept`)."""
-    kept: list[tuple[list[torch.Tensor], list[int]]] | None = []
+    copies: list[list[torch.Tensor]] = []  # per tensor-valued key: [rep, *others]
     for k in keys:
         rep = states[0].get(k)
         others = list(map(_get("get", k), itertools.islice(states, 1, None)))
@@ -233,28 +233,35 @@ def _broadcast_host_state(
             and _all_tensors(others)
             and list(map(_SHAPE, others)).count(rep.shape) == len(others)
         ):
-            torch._foreach_copy_(others, [rep] * len(others))
-            if kept is not None:
-                tensors = [rep, *others]
-                kept.append((tensors, list(map(_VERSION, tensors))))
+            copies.append([rep, *others])
         else:
-            kept = None
             for st in states[1:]:
                 st[k] = rep.clone() if isinstance(rep, torch.Tensor) else rep
+    kept = _copy_from_first(copies)
     if cache is not None:
-        cache["host_state"] = kept
+        # a key whose values are not same-shaped tensors cannot be recognised next step
+        cache["host_state"] = kept if len(kept) == len(keys) else None
 
 
 def _rebroadcast_host_state(kept: list[tuple[list[torch.Tensor], list[int]]]) -> None:
     """:func:`_broadcast_host_state` to the tensors it wrote last step (:func:`_host_state_kept`
-    found them all in place): no lookups, no checks, one copy for every key."""
-    dst, src = [], []
-    for tensors, _ in kept:
+    found them all in place): no lookups, no checks."""
+    kept[:] = _copy_from_first([tensors for tensors, _ in kept])
+
+
+def _copy_from_first(
+    lists: list[list[torch.Tensor]],
+) -> list[tuple[list[torch.Tensor], list[int]]]:
+    """Copy each list's first tensor into the rest of that list, with one ``_foreach_copy_``
+    for all of them; returns each list with its tensors' version counters after the copy."""
+    dst: list[torch.Tensor] = []
+    src: list[torch.Tensor] = []
+    for tensors in lists:
         dst += tensors[1:]
         src += [tensors[0]] * (len(tensors) - 1)
-    torch._foreach_copy_(dst, src)
-    for j, (tensors, _) in enumerate(kept):
-        kept[j] = (tensors, list(map(_VERSION, tensors)))
+    if dst:
+        torch._foreach_copy_(dst, src)
+    return [(tensors, list(map(_VERSION, tensors))) for tensors in lists]
 
 
 def _host_state_kept(
