@@ -20,7 +20,7 @@ import pytest
 import torch
 
 import polyoptim
-from polyoptim.kernels import cpu_fused
+from polyoptim.kernels import cpu_fused, host_state
 
 needs_numba = pytest.mark.skipif(not cpu_fused.available(), reason="needs Numba")
 
@@ -148,8 +148,8 @@ def test_host_state_written_last_step_is_not_read_again(monkeypatch):
     for s in range(2):
         _step_both(ours, theirs, opt, topt, s)
     reads: list[str] = []
-    real = cpu_fused._host_values
-    monkeypatch.setattr(cpu_fused, "_host_values", lambda st, k: (reads.append(k), real(st, k))[1])
+    real = host_state._host_values
+    monkeypatch.setattr(host_state, "_host_values", lambda st, k: (reads.append(k), real(st, k))[1])
     _step_both(ours, theirs, opt, topt, 2)
     assert reads == []
     _assert_same(ours, theirs)
@@ -177,6 +177,70 @@ def test_host_state_changed_between_steps(cls, key, which, how):
             st[key] = new
     for s in range(3, 6):
         _step_both(ours, theirs, opt, topt, s)
+    _assert_same(ours, theirs)
+
+
+@needs_numba
+@pytest.mark.parametrize("cls", ["Adam", "ASGD", "NAdam"])
+def test_first_step_packs_new_host_state(cls):
+    """A fused first step makes each host-state key's tensors rows of one tensor (written with
+    one copy, recognised by one version counter); the numbers stay torch's."""
+    ours, theirs, opt, topt = _host_state_pair(cls)
+    _step_both(ours, theirs, opt, topt, 0)
+    for key in opt.rule.host_state:
+        values = [opt.state[p][key] for p in ours]
+        base = values[0]._base
+        assert base is not None and all(v._base is base for v in values), key
+        assert [v.data_ptr() for v in values] == [base[i].data_ptr() for i in range(len(ours))]
+    for s in range(1, 4):
+        _step_both(ours, theirs, opt, topt, s)
+    _assert_same(ours, theirs)
+    for p, q in zip(ours, theirs):
+        for key, v in topt.state[q].items():
+            torch.testing.assert_close(opt.state[p][key], v, rtol=1e-6, atol=1e-7)
+
+
+@needs_numba
+def test_packed_host_state_checkpoint_loads_into_torch():
+    """A state_dict whose ``step`` tensors are packed rows saves, loads into ``torch.optim`` and
+    back, and training goes on with the same numbers."""
+    import io
+
+    ours, theirs, opt, topt = _host_state_pair("Adam")
+    for s in range(3):
+        _step_both(ours, theirs, opt, topt, s)
+    buf = io.BytesIO()
+    torch.save(opt.state_dict(), buf)
+    buf.seek(0)
+    loaded = torch.load(buf)
+    twin = [torch.nn.Parameter(p.detach().clone()) for p in ours]
+    tload = torch.optim.Adam(twin, lr=0.01, foreach=False)
+    tload.load_state_dict(loaded)
+    opt.load_state_dict(copy.deepcopy(topt.state_dict()))
+    for s in range(3, 6):
+        _step_both(ours, theirs, opt, topt, s)
+        for p, g in zip(twin, _grads(twin, s)):
+            p.grad = g
+        tload.step()
+    _assert_same(ours, theirs)
+    _assert_same(twin, theirs)
+
+
+@needs_numba
+def test_loaded_host_state_tensors_stay_themselves():
+    """Host-state tensors that came from a checkpoint are never packed: like torch, the
+    optimizer keeps stepping the very tensors it was given, in place."""
+    ours, theirs, opt, topt = _host_state_pair("Adam")
+    for s in range(2):
+        _step_both(ours, theirs, opt, topt, s)
+    sd = copy.deepcopy(opt.state_dict())
+    given = [sd["state"][i]["step"] for i in range(len(ours))]
+    opt.load_state_dict(sd)
+    for s in range(2, 5):
+        _step_both(ours, theirs, opt, topt, s)
+    assert all(opt.state[p]["step"] is t for p, t in zip(ours, given))
+    assert [float(t) for t in given] == [5.0] * len(ours)
+    assert opt.param_groups[0]["foreach"] is None  # the fused CPU default stepped them
     _assert_same(ours, theirs)
 
 

@@ -3,10 +3,9 @@
 For each group step:
 
 1. **host scalars** -- ``rule.prepare`` is called once per *distinct host state* rather than once
-   per tensor: tensors whose host state (``step``, ``mu_product``, ...) is equal get the same
-   scalars, and the representative's new host state is copied to the others in one
-   ``torch._foreach_copy_``. (This relies on the rule convention that ``prepare`` reads only the
-   group's hyperparameters, ``fresh`` and the rule's ``host_state``.)
+   per tensor (:mod:`~polyoptim.kernels.host_state`): tensors whose host state (``step``,
+   ``mu_product``, ...) is equal get the same scalars, and the representative's new host state
+   is copied to the others.
 2. **kernel** -- the rule's ``update`` is traced (:mod:`~polyoptim.kernels.trace`) for the
    configuration at hand (flags, which buffers exist, dtypes), turned into Numba source
    (:mod:`~polyoptim.kernels.codegen`), written under the cache directory and compiled with
@@ -37,7 +36,6 @@ Example:
 
 from __future__ import annotations
 
-import itertools
 import math
 import operator
 import threading
@@ -54,6 +52,7 @@ from . import master as mw
 from .codegen import KernelSource, generate
 from .compiler import available, cache_dir, compile_log, load
 from .eager import run_single
+from .host_state import prepare_all
 from .trace import Graph, TraceError, scalar_signature, trace
 
 __all__ = [
@@ -146,145 +145,6 @@ def _kernel_for(
 
 
 # -- host scalars ---------------------------------------------------------------------------------
-_get = operator.methodcaller  # ``map(_get("get", key), states)``: each state's value, in C
-
-
-def _host_values(states: Sequence[Mapping[str, Any]], key: str) -> list[Any]:
-    """Every state's value under ``key``, comparable: one-element tensors read as numbers;
-    anything else is treated as unique (its tensor gets a ``prepare`` call of its own)."""
-    values = list(map(_get("get", key), states))
-    if _all_tensors(values) and list(map(_T.numel, values)).count(1) == len(values):
-        return list(map(_T.item, values))
-    return [_comparable(v) for v in values]
-
-
-def _all_tensors(values: list[Any]) -> bool:
-    return all(map(isinstance, values, itertools.repeat(torch.Tensor)))
-
-
-def _comparable(v: Any) -> Any:
-    if isinstance(v, torch.Tensor):
-        return v.item() if v.numel() == 1 else object()
-    return v if isinstance(v, int | float | bool | str | type(None)) else object()
-
-
-def _prepare_all(
-    rule: Rule,
-    hp: Mapping[str, Any],
-    states: Sequence[MutableMapping[str, Any]],
-    fresh: list[bool],
-    cache: dict[str, Any] | None = None,
-) -> tuple[list[dict[str, Any]], list[int]]:
-    """Host scalars for every tensor, as distinct rows and each tensor's row index.
-
-    Tensors with equal host state (and the same ``fresh``) share one ``rule.prepare`` call; the
-    representative's new host state is then copied to the others. ``cache`` (kept by the caller
-    between steps) lets a step skip reading every tensor's host state when it is still what the
-    last step's copy wrote (see :func:`_host_state_kept`).
-    """
-    n = len(states)
-    if n <= 1:
-        return [rule.prepare(hp, st, f) for st, f in zip(states, fresh)], [0] * n
-    keys = list(rule.host_state)
-    if keys and cache is not None and not any(fresh) and _host_state_kept(states, keys, cache):
-        rows = [rule.prepare(hp, states[0], False)]
-        _rebroadcast_host_state(cache["host_state"])
-        return rows, [0] * n
-    # a rule without host state (SGD) differs only by ``fresh``
-    sig = list(zip(fresh, *(_host_values(states, k) for k in keys))) if keys else fresh
-    try:
-        if sig.count(sig[0]) == n:
-            groups: list[Sequence[int]] = [range(n)]
-        else:
-            by: dict[Any, list[int]] = defaultdict(list)
-            for i, key in enumerate(sig):
-                by[key].append(i)
-            groups = list(by.values())
-    except TypeError:  # an unhashable host value: one call per tensor
-        groups = [[i] for i in range(n)]
-    if len(groups) == 1:  # the usual step: one row, read by every tensor
-        rows = [rule.prepare(hp, states[0], fresh[0])]
-        if keys:
-            _broadcast_host_state(states, keys, cache)
-        return rows, [0] * n
-    rows, srow = [], [0] * n
-    for r, idx in enumerate(groups):
-        rows.append(rule.prepare(hp, states[idx[0]], fresh[idx[0]]))
-        if len(idx) > 1:
-            _broadcast_host_state([states[i] for i in idx], keys)
-        for i in idx:
-            srow[i] = r
-    return rows, srow
-
-
-def _broadcast_host_state(
-    states: Sequence[MutableMapping[str, Any]],
-    keys: list[str],
-    cache: dict[str, Any] | None = None,
-) -> None:
-    """Give every state the representative's (``states[0]``) new host state; with ``cache``,
-    remember which tensors now hold it (see :func:`_host_state_kept`)."""
-    copies: list[list[torch.Tensor]] = []  # per tensor-valued key: [rep, *others]
-    for k in keys:
-        rep = states[0].get(k)
-        others = list(map(_get("get", k), itertools.islice(states, 1, None)))
-        if (
-            isinstance(rep, torch.Tensor)
-            and _all_tensors(others)
-            and list(map(_SHAPE, others)).count(rep.shape) == len(others)
-        ):
-            copies.append([rep, *others])
-        else:
-            for st in states[1:]:
-                st[k] = rep.clone() if isinstance(rep, torch.Tensor) else rep
-    kept = _copy_from_first(copies)
-    if cache is not None:
-        # a key whose values are not same-shaped tensors cannot be recognised next step
-        cache["host_state"] = kept if len(kept) == len(keys) else None
-
-
-def _rebroadcast_host_state(kept: list[tuple[list[torch.Tensor], list[int]]]) -> None:
-    """:func:`_broadcast_host_state` to the tensors it wrote last step (:func:`_host_state_kept`
-    found them all in place): no lookups, no checks."""
-    kept[:] = _copy_from_first([tensors for tensors, _ in kept])
-
-
-def _copy_from_first(
-    lists: list[list[torch.Tensor]],
-) -> list[tuple[list[torch.Tensor], list[int]]]:
-    """Copy each list's first tensor into the rest of that list, with one ``_foreach_copy_``
-    for all of them; returns each list with its tensors' version counters after the copy."""
-    dst: list[torch.Tensor] = []
-    src: list[torch.Tensor] = []
-    for tensors in lists:
-        dst += tensors[1:]
-        src += [tensors[0]] * (len(tensors) - 1)
-    if dst:
-        torch._foreach_copy_(dst, src)
-    return [(tensors, list(map(_VERSION, tensors))) for tensors in lists]
-
-
-def _host_state_kept(
-    states: Sequence[MutableMapping[str, Any]], keys: list[str], cache: dict[str, Any]
-) -> bool:
-    """Whether every state still holds, under every host-state key, the very tensor the last
-    step's :func:`_broadcast_host_state` wrote, untouched since (its version counter, which
-    every in-place write bumps, is the one recorded then): then all of them are equal, and
-    reading each one's value (an ``item()`` per tensor and key) can be skipped."""
-    kept = cache.get("host_state")
-    if not kept or len(kept) != len(keys) or len(kept[0][0]) != len(states):
-        return False
-    for k, (tensors, versions) in zip(keys, kept):
-        now = list(map(_get("get", k), states))
-        if not all(map(operator.is_, now, tensors)) or list(map(_VERSION, now)) != versions:
-            return False
-    return True
-
-
-_SHAPE = operator.attrgetter("shape")
-_VERSION = operator.attrgetter("_version")
-
-
 def _plain(sc: Mapping[str, Any]) -> tuple[dict[str, Any], tuple] | None:
     """The scalars as Python numbers/bools/None (1-element tensors read once) and their
     signature (:func:`~polyoptim.kernels.trace.scalar_signature`), or None if one cannot enter
@@ -562,7 +422,7 @@ def fused_step(
         for i, p in enumerate(params):
             if mw.wants_master(hp, p):
                 mw.ensure_master_state(rule, hp, p, states[i], fresh[i])
-    rows, srow = _prepare_all(rule, hp, states, list(fresh), cache)
+    rows, srow = prepare_all(rule, hp, states, list(fresh), cache)
     _run(rule, hp, params, grads, states, rows, srow, grad_scale, cache)
 
 
