@@ -668,6 +668,36 @@ def test_bench_runs_and_writes_its_outputs(tmp_path, monkeypatch):
     assert "| adam | (t) 3×1000 | 28 |" in md
     assert set(rows["adam"]["speedup"]) == set(bench.PATHS) - {"poly_fused"}
     assert rows["adam"]["ceiling"] > 0
+    assert 0 < rows["adam"]["host_ms"] < rows["adam"]["ms"]["poly_fused"]
+
+
+def test_bench_host_time_is_the_step_outside_its_kernel_calls(monkeypatch):
+    """On a fake clock: a step of 2 + 5 + 5 + 1 seconds, two kernel calls of 5 each."""
+    import time
+
+    from polyoptim import bench
+    from polyoptim.kernels import cpu_fused
+
+    now = [0.0]
+
+    def fake_launch(*args, **kwargs):
+        now[0] += 5.0
+
+    monkeypatch.setattr(time, "perf_counter", lambda: now[0])
+    monkeypatch.setattr(cpu_fused, "_launch", fake_launch)
+
+    def step():
+        now[0] += 2.0
+        cpu_fused._launch()
+        cpu_fused._launch()
+        now[0] += 1.0
+
+    spent: list[float] = []
+    clocked = bench._clocking_kernels(step, spent)
+    clocked()
+    clocked()
+    assert spent == [10.0, 10.0]
+    assert cpu_fused._launch is fake_launch  # put back after each step
 
 
 def test_bench_speedups_are_paired_by_round():
