@@ -11,6 +11,7 @@ import torch
 
 import polyoptim
 from polyoptim import paddle as P
+from polyoptim.kernels import cpu_fused
 
 # Paddle's messages, copied from paddle 3.3.1 (the live test checks them against Paddle itself)
 ERRORS = [
@@ -450,6 +451,28 @@ def test_use_multi_tensor_runs_the_foreach_kernel() -> None:
     _stepped(opt, a, b)
     _stepped(ref_opt, ref)
     assert torch.allclose(a, ref) and torch.allclose(b, ref)
+
+
+@pytest.mark.skipif(not cpu_fused.available(), reason="needs Numba")
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda ps: P.Adam(0.1, parameters=ps),
+        lambda ps: P.Momentum(0.1, parameters=ps),
+        lambda ps: P.AdamW(0.1, parameters=ps),
+    ],
+    ids=["Adam", "Momentum", "AdamW"],
+)
+def test_without_use_multi_tensor_the_engine_picks_the_fused_kernel(make, monkeypatch) -> None:
+    """``use_multi_tensor=False`` (the default) does not ask for torch's for-loop: like every
+    other optimizer of the dialect, the CPU step runs the fused kernel when Numba is there."""
+    calls: list[int] = []
+    real = cpu_fused.fused_step
+    monkeypatch.setattr(cpu_fused, "fused_step", lambda *a, **k: (calls.append(1), real(*a, **k)))
+    a, b = _w(), _w()
+    opt = make([a, b])
+    _stepped(opt, a, b)
+    assert calls
 
 
 def test_lazy_mode_touches_only_present_rows() -> None:

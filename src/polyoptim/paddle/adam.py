@@ -132,7 +132,8 @@ class Adam(Optimizer):
             "epsilon": epsilon,
             "lazy_mode": lazy_mode,
             "amsgrad": amsgrad,
-            "foreach": bool(use_multi_tensor),
+            # False would ask for the for-loop by name; unset, the engine picks (fused on CPU)
+            "foreach": True if use_multi_tensor else None,
         }
         super().__init__(
             learning_rate, parameters, weight_decay, grad_clip, name, _defaults=defaults

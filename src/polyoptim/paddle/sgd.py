@@ -111,7 +111,8 @@ class Momentum(Optimizer):
             "momentum": momentum,
             "use_nesterov": bool(use_nesterov),
             "rescale_grad": rescale_grad,
-            "foreach": bool(use_multi_tensor),
+            # False would ask for the for-loop by name; unset, the engine picks (fused on CPU)
+            "foreach": True if use_multi_tensor else None,
         }
         super().__init__(
             learning_rate, parameters, weight_decay, grad_clip, name, _defaults=defaults
