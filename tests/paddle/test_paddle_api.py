@@ -460,15 +460,17 @@ def test_use_multi_tensor_runs_the_foreach_kernel() -> None:
         lambda ps: P.Adam(0.1, parameters=ps),
         lambda ps: P.Momentum(0.1, parameters=ps),
         lambda ps: P.AdamW(0.1, parameters=ps),
+        lambda ps: P.ASGD(0.1, batch_num=2, parameters=ps),
     ],
-    ids=["Adam", "Momentum", "AdamW"],
+    ids=["Adam", "Momentum", "AdamW", "ASGD"],
 )
 def test_without_use_multi_tensor_the_engine_picks_the_fused_kernel(make, monkeypatch) -> None:
-    """``use_multi_tensor=False`` (the default) does not ask for torch's for-loop: like every
-    other optimizer of the dialect, the CPU step runs the fused kernel when Numba is there."""
+    """``use_multi_tensor=False`` (the default) does not ask for torch's for-loop, and ASGD's
+    row of the gradient table is no reason to step by hand: like every other element-wise
+    optimizer of the dialect, the CPU step launches the fused kernel when Numba is there."""
     calls: list[int] = []
-    real = cpu_fused.fused_step
-    monkeypatch.setattr(cpu_fused, "fused_step", lambda *a, **k: (calls.append(1), real(*a, **k)))
+    real = cpu_fused._launch
+    monkeypatch.setattr(cpu_fused, "_launch", lambda *a, **k: (calls.append(1), real(*a, **k)))
     a, b = _w(), _w()
     opt = make([a, b])
     _stepped(opt, a, b)

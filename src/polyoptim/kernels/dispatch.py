@@ -35,7 +35,7 @@ Kernel = Callable[..., None]
 
 _IS_CPU = operator.attrgetter("is_cpu")
 
-__all__ = ["Kernel", "run_group", "select_kernel", "use_fused"]
+__all__ = ["Kernel", "run_group", "run_prepared", "select_kernel", "use_fused"]
 
 
 def use_fused(group: Mapping[str, Any], params: Sequence[torch.Tensor]) -> bool:
@@ -113,8 +113,26 @@ def run_group(
         if m:
             mw.ensure_master_state(rule, hp, p, st, f)
     scalars = [rule.prepare(hp, st, f) for st, f in zip(states, fresh)]
+    run_prepared(rule, hp, params, grads, states, scalars)
+
+
+def run_prepared(
+    rule: Rule,
+    hp: Mapping[str, Any],
+    params: Sequence[torch.Tensor],
+    grads: Sequence[torch.Tensor],
+    states: Sequence[Mapping[str, Any]],
+    scalars: Sequence[Mapping[str, Any]],
+) -> None:
+    """Run one group's step from host scalars prepared already (one dict per tensor), with the
+    kernel the group's flags select, on the float32 master copies where the group keeps them.
+
+    ``states`` only has to map the rule's buffer names (and the master copy's) to the arrays
+    to update: a dialect whose buffer is a part of what it stores passes views (Paddle's ASGD
+    steps one row of its gradient table).
+    """
     kernel = select_kernel(hp, params)
-    if any(master):
+    if any(mw.wants_master(hp, p) for p in params):
         mw.run_on_master(kernel, rule, hp, params, grads, states, scalars)
     else:
         kernel(rule, hp, params, grads, states, scalars)

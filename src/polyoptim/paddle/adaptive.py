@@ -12,7 +12,8 @@ from typing import Any
 
 import torch
 
-from ..kernels.ops import TensorOps
+from ..kernels import master as mw
+from ..kernels.dispatch import run_prepared
 from ..rules import paddle as rules
 from ..rules.adadelta import adadelta
 from ..rules.adagrad import adagrad
@@ -272,19 +273,19 @@ class ASGD(Optimizer):
     def _update(
         self, hp: dict[str, Any], params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor]
     ) -> None:
-        """The rule per tensor on the table row ``y[i]`` this step replaces."""
+        """The rule on the row ``y[i]`` of each gradient table that this step replaces, through
+        the kernel the group's flags select (the fused one on the CPU)."""
         rule = self.rule
-        for p, g in zip(params, grads):
-            state, fresh, target = self._slot(hp, p)
-            scalars = rule.prepare(hp, state, fresh)
-            row = scalars.pop("row")
-            d, y = state["d"], state["y"][row]
-            out = rule.update(TensorOps, target, g.to(target.dtype), d, y, **scalars)
-            target.detach().copy_(out[0])
-            d.copy_(out[1])
-            y.copy_(out[2])
-            if target is not p:
-                p.detach().copy_(target)
+        arrays, scalars = [], []
+        for p in params:
+            state, fresh, _ = self._slot(hp, p)
+            sc = rule.prepare(hp, state, fresh)
+            view = {"d": state["d"], "y": state["y"][sc.pop("row")]}
+            if mw.MASTER_KEY in state:
+                view[mw.MASTER_KEY] = state[mw.MASTER_KEY]
+            arrays.append(view)
+            scalars.append(sc)
+        run_prepared(rule, hp, params, grads, arrays, scalars)
 
     def _update_rows(
         self, hp: dict[str, Any], p: torch.Tensor, g: torch.Tensor, rows: torch.Tensor
