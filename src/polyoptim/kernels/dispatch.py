@@ -127,9 +127,26 @@ def run_prepared(
     """Run one group's step from host scalars prepared already (one dict per tensor), with the
     kernel the group's flags select, on the float32 master copies where the group keeps them.
 
-    ``states`` only has to map the rule's buffer names (and the master copy's) to the arrays
-    to update: a dialect whose buffer is a part of what it stores passes views (Paddle's ASGD
-    steps one row of its gradient table).
+    Args:
+        rule: the element-wise rule.
+        hp: the group's hyperparameters for this step (its flags pick the kernel).
+        params, grads: the tensors to update and their gradients.
+        states: per tensor, a mapping from the rule's buffer names (and the master copy's) to
+            the arrays to update -- the stored state, or views into it: a dialect whose buffer
+            is a part of what it stores passes that part (Paddle's ASGD steps one row of its
+            gradient table).
+        scalars: per tensor, ``rule.prepare``'s result.
+
+    Example:
+        >>> import torch
+        >>> from polyoptim.rules.sgd import sgd
+        >>> p, buf = torch.ones(3), torch.zeros(3)
+        >>> hp = {"lr": 0.1, "momentum": 0.9, "dampening": 0.0, "nesterov": False,
+        ...       "weight_decay": 0.0, "maximize": False, "foreach": True}
+        >>> sc = sgd.prepare(hp, {"momentum_buffer": buf}, False)
+        >>> run_prepared(sgd, hp, [p], [torch.ones(3)], [{"momentum_buffer": buf}], [sc])
+        >>> p
+        tensor([0.9000, 0.9000, 0.9000])
     """
     kernel = select_kernel(hp, params)
     if any(mw.wants_master(hp, p) for p in params):
