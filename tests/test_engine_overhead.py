@@ -244,6 +244,21 @@ def test_loaded_host_state_tensors_stay_themselves():
     _assert_same(ours, theirs)
 
 
+def test_packed_host_state_stepped_in_part_leaves_the_rest():
+    """A cache that packed three states' ``step`` and then sees only the first two must not
+    write the third (its row of the shared tensor)."""
+    from polyoptim.rules.adam import adam
+
+    hp = {"lr": 0.1, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0}
+    hp |= {"amsgrad": False, "maximize": False}
+    states = [{"step": torch.tensor(0.0)} for _ in range(3)]
+    cache: dict = {}
+    host_state.prepare_all(adam, hp, states, [True] * 3, cache)
+    assert states[2]["step"]._base is states[0]["step"]._base
+    host_state.prepare_all(adam, hp, states[:2], [False] * 2, cache)
+    assert [float(st["step"]) for st in states] == [2.0, 2.0, 1.0]
+
+
 @needs_numba
 def test_hyperparameters_edited_between_steps():
     """A new momentum, lr or nesterov flag picks a new kernel or scalar table."""

@@ -151,9 +151,13 @@ class _Written:
             [self.base._version] if self.base is not None else list(map(_VERSION, self.tensors))
         )
 
+    def same_tensors(self, now: list[Any]) -> bool:
+        """Whether ``now`` are these very tensors (all of them, in order)."""
+        return len(now) == len(self.tensors) and all(map(operator.is_, now, self.tensors))
+
     def untouched(self, now: list[Any]) -> bool:
         """Whether ``now`` are these very tensors, not written since :meth:`record`."""
-        if not all(map(operator.is_, now, self.tensors)):
+        if not self.same_tensors(now):
             return False
         if self.base is not None:
             return self.base._version == self.versions[0]
@@ -184,7 +188,7 @@ def _broadcast(
             continue
         tensors = [rep, *others]
         w = old.get(id(rep))
-        if w is not None and w.base is not None and all(map(operator.is_, tensors, w.tensors)):
+        if w is not None and w.base is not None and w.same_tensors(tensors):
             written.append(w)  # still the rows of the tensor packed earlier
         elif pack and _packable(rep, others):
             written.append(_pack(states, k, rep))
