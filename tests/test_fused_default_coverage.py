@@ -9,6 +9,7 @@ tensor by hand.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import torch
@@ -38,9 +39,10 @@ def _grads(n: int) -> list[torch.Tensor]:
     return [torch.randn(6, generator=gen) for _ in range(n)]
 
 
-def _torch_step(cls: type) -> Callable[[], None]:
+def _grad_stepper(opt_of: Callable[[list[torch.nn.Parameter]], Any]) -> Callable[[], None]:
+    """A step of ``opt_of(params)`` after setting fresh ``.grad``s (torch's and Paddle's way)."""
     ps = _params()
-    opt = cls(ps, lr=0.01)
+    opt = opt_of(ps)
 
     def step() -> None:
         for p, g in zip(ps, _grads(len(ps))):
@@ -48,18 +50,14 @@ def _torch_step(cls: type) -> Callable[[], None]:
         opt.step()
 
     return step
+
+
+def _torch_step(cls: type) -> Callable[[], None]:
+    return _grad_stepper(lambda ps: cls(ps, lr=0.01))
 
 
 def _paddle_step(cls: type) -> Callable[[], None]:
-    ps = _params()
-    opt = cls(learning_rate=0.01, parameters=ps)
-
-    def step() -> None:
-        for p, g in zip(ps, _grads(len(ps))):
-            p.grad = g
-        opt.step()
-
-    return step
+    return _grad_stepper(lambda ps: cls(learning_rate=0.01, parameters=ps))
 
 
 def _mindspore_step(cls: type) -> Callable[[], None]:
