@@ -14,7 +14,6 @@ after that, which is why the default run covers a representative subset of confi
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import subprocess
@@ -24,6 +23,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from kernel_calls import count_kernel_calls
 
 import polyoptim
 from polyoptim.kernels import compiler, cpu_fused, dispatch
@@ -127,26 +127,6 @@ def run_lowp_reference(cls, init, grads, kw, dtype):
     return [p.to(dtype) for p in params], opt
 
 
-@contextlib.contextmanager
-def _kernel_calls():
-    """Count fused kernel launches and eager fallbacks inside the block."""
-    calls = {"launch": 0, "eager": 0}
-    launch, eager = cpu_fused._launch, cpu_fused._eager
-
-    def counted(key, fn):
-        def wrapper(*args, **kwargs):
-            calls[key] += 1
-            return fn(*args, **kwargs)
-
-        return wrapper
-
-    cpu_fused._launch, cpu_fused._eager = counted("launch", launch), counted("eager", eager)
-    try:
-        yield calls
-    finally:
-        cpu_fused._launch, cpu_fused._eager = launch, eager
-
-
 def fused_vs_eager(name, kw, shapes, dtype, seed=0, steps=5):
     cls = getattr(polyoptim, name)
     init, grads = make(shapes, dtype, seed, steps)
@@ -155,7 +135,7 @@ def fused_vs_eager(name, kw, shapes, dtype, seed=0, steps=5):
     else:
         eager, eo = run(cls, init, grads, {**kw, "foreach": False})
     # torch refuses fused=True for complex parameters; the CPU default still fuses them
-    with _kernel_calls() as calls:
+    with count_kernel_calls() as calls:
         fused, fo = run(cls, init, grads, {**kw, **({} if dtype.is_complex else fused_kw(name))})
     assert dispatch.use_fused(fo.param_groups[0], fused)
     # the fused kernel ran every step, for every tensor: no silent eager fallback to compare

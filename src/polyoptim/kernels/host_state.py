@@ -83,7 +83,7 @@ def prepare_all(
     keys = list(rule.host_state)
     if keys and cache is not None and not any(fresh) and _kept(states, keys, cache):
         rows = [rule.prepare(hp, states[0], False)]
-        _rebroadcast(cache["host_state"])
+        _copy_from_first(cache["host_state"])  # to the tensors it wrote last step: no lookups
         return rows, [0] * n
     # a rule without host state (SGD) differs only by ``fresh``
     sig = list(zip(fresh, *(_host_values(states, k) for k in keys))) if keys else fresh
@@ -225,12 +225,6 @@ def _kept(states: Sequence[MutableMapping[str, Any]], keys: list[str], cache: di
     if not kept or len(kept) != len(keys) or len(kept[0].tensors) != len(states):
         return False
     return all(w.untouched(list(map(_get("get", k), states))) for k, w in zip(keys, kept))
-
-
-def _rebroadcast(kept: list[_Written]) -> None:
-    """:func:`_broadcast` to the tensors it wrote last step (:func:`_kept` found them all in
-    place): no lookups, no checks."""
-    _copy_from_first(kept)
 
 
 def _copy_from_first(written: list[_Written]) -> None:
