@@ -7,7 +7,8 @@ calls (``numba_ops``, ``codegen``) and of Numba's version -- and imported from t
 never changes under its name, so a stale cache cannot be picked up.
 
 Numba stays optional: nothing here imports it until a kernel is loaded, and :func:`available`
-says whether it can be.
+says whether it can be. Its first import also picks the threading layer
+(:mod:`polyoptim.kernels.threads`).
 
 Example:
     >>> from polyoptim.kernels import compiler
@@ -30,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from . import threads
 from .codegen import KernelSource
 
 __all__ = ["available", "cache_dir", "compile_log", "load"]
@@ -52,10 +54,11 @@ def _numba_ok() -> bool:
     global _NUMBA_OK
     if _NUMBA_OK is None:
         try:
-            import numba  # noqa: F401
+            import numba
         except Exception:  # missing, or broken against this NumPy: run eagerly
             _NUMBA_OK = False
         else:
+            threads.configure(numba)
             _NUMBA_OK = True
     return _NUMBA_OK
 
@@ -148,7 +151,8 @@ def load(src: KernelSource, header: str) -> Any:
         spec.loader.exec_module(module)
         fn = module.kernel
         start = time.perf_counter()
-        fn(
+        threads.launch(
+            fn,
             np.zeros((0, 3), np.int64),
             np.zeros((1, len(src.slots)), np.int64),
             np.zeros(1, np.int64),

@@ -49,6 +49,7 @@ from torch.autograd.graph import increment_version
 
 from ..rules.base import Rule
 from . import master as mw
+from . import threads
 from .codegen import KernelSource, generate
 from .compiler import available, cache_dir, compile_log, load
 from .eager import run_single
@@ -349,20 +350,6 @@ def _rows(sizes: Sequence[int]) -> np.ndarray:
     return rows
 
 
-_threads_set = threading.local()
-
-
-def _threads() -> None:
-    """Use as many threads as torch does (``torch.set_num_threads`` limits both). Numba's
-    setting is per calling thread; it is only touched when torch's changes."""
-    n = torch.get_num_threads()
-    if getattr(_threads_set, "n", None) != n:
-        import numba
-
-        numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
-        _threads_set.n = n
-
-
 def _address_table(columns: list[list[torch.Tensor]]) -> np.ndarray:
     """The ``(tensor, column)`` table of data addresses."""
     n = len(columns[0])
@@ -389,8 +376,8 @@ def _launch(
 ) -> None:
     """One kernel call over every tensor of a bucket (``rows``: the work rows when a
     :class:`_Layout` has them already)."""
-    _threads()
-    kern(_rows(sizes) if rows is None else rows, table, np.asarray(srow, np.int64), scal, gscale)
+    rows = _rows(sizes) if rows is None else rows
+    threads.launch(kern, rows, table, np.asarray(srow, np.int64), scal, gscale)
 
 
 def fused_step(
@@ -451,6 +438,11 @@ def _run(
     cache: dict[str, Any] | None = None,
 ) -> None:
     """Bucket the tensors by kernel and dtypes, launch each bucket, run the rest eagerly."""
+    if not threads.fork_safe():  # a forked child of an OpenMP process: no parallel kernel
+        with threads.one_torch_thread():
+            everyone = range(len(params))
+            _eager(rule, hp, everyone, params, grads, states, [rows[i] for i in srow], grad_scale)
+        return
     active = tuple(b.when(hp) for b in rule.buffers)
     names = [b.name for b, on in zip(rule.buffers, active) if on]
     memo = _same_scalars(rows, active, cache)

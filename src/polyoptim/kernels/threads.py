@@ -1,0 +1,148 @@
+"""The fused kernel's threads: Numba's threading layer, the thread count, and what a process
+forked from one that ran a kernel may do.
+
+Numba runs a ``prange`` loop on one of three threading layers: ``tbb`` (Intel TBB, when the
+``tbb`` package is installed), ``omp`` (OpenMP) or its own ``workqueue``. Left to itself on Linux
+it picks GNU OpenMP when TBB is missing, and GNU OpenMP is not fork-safe: Numba terminates a
+forked child the moment it launches a parallel kernel ("Terminating: fork() called from a process
+already using GNU OpenMP, this is unsafe"). So:
+
+* **the layer** -- unless the user chose one (``NUMBA_THREADING_LAYER``, a ``.numba_config.yaml``,
+  or ``numba.config.THREADING_LAYER`` set before the first fused step), polyoptim asks Numba for
+  its ``forksafe`` layer: TBB where installed, else ``workqueue``. The fused kernel is one
+  ``prange`` over equal work rows, which every layer schedules alike; measured no slower than
+  OpenMP (docs/performance.md). The choice is Numba's process-wide one: it applies to other
+  Numba code that runs parallel kernels after polyoptim's first step, too.
+* **one launch at a time on workqueue** -- ``workqueue`` must never be entered by two threads at
+  once (Numba terminates the process), and the kernels release the GIL, so launches are
+  serialised by a lock when it is the layer.
+* **a forked child of an OpenMP process** -- when the layer is GNU OpenMP all the same (the
+  user's choice, or other code started Numba's threads first), a child forked after a kernel
+  ran never launches one: :func:`fork_safe` is false there, and the fused path steps with the
+  eager kernel (same numbers) on one torch thread -- torch's own OpenMP pool is no safer in that
+  child than Numba's, which is why DataLoader workers run on one thread -- and warns once.
+
+The thread count follows torch's (``torch.set_num_threads`` limits both).
+
+Example:
+    >>> from polyoptim.kernels import threads
+    >>> threads.fork_safe()
+    True
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+
+__all__ = ["configure", "fork_safe", "launch", "one_torch_thread"]
+
+#: True in a process forked, after a parallel kernel ran, from one on GNU OpenMP
+_FORKED_FROM_OMP = False
+_WARNED = False
+#: None until the first launch has started Numba's threads; then whether launches take the lock
+_SERIAL: bool | None = None
+_launch_lock = threading.Lock()
+_count = threading.local()
+_configured = False
+
+
+def configure(numba: Any) -> None:
+    """Choose the fork-safe layer if nobody chose one and Numba's threads have not started, and
+    watch for forks. Called once, right after the first ``import numba``."""
+    global _configured
+    if _configured:
+        return
+    _configured = True
+    if (
+        "NUMBA_THREADING_LAYER" not in os.environ
+        and str(numba.config.THREADING_LAYER).lower() == "default"
+        and _layer(numba) is None
+    ):
+        numba.config.THREADING_LAYER = "forksafe"
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _layer(numba: Any) -> str | None:
+    """The layer Numba's threads run on, or None before they start."""
+    try:
+        return numba.threading_layer()
+    except ValueError:  # "Threading layer is not initialized."
+        return None
+
+
+def _after_fork_in_child() -> None:
+    global _FORKED_FROM_OMP
+    numba = sys.modules.get("numba")
+    # GNU OpenMP is the unsafe one; Intel's (macOS) and Microsoft's are fork-safe
+    if numba is not None and sys.platform.startswith("linux") and _layer(numba) == "omp":
+        _FORKED_FROM_OMP = True
+
+
+def fork_safe() -> bool:
+    """False in a process forked from one whose Numba threads ran on GNU OpenMP: a parallel
+    kernel would be terminated there, so the fused path runs eagerly (warning once)."""
+    if not _FORKED_FROM_OMP:
+        return True
+    global _WARNED
+    if not _WARNED:
+        _WARNED = True
+        warnings.warn(
+            "polyoptim: this process was forked from one that ran Numba's GNU OpenMP threading "
+            "layer, which is not fork-safe; the fused kernel steps eagerly on one thread here "
+            "(same numbers). Leave NUMBA_THREADING_LAYER unset (polyoptim then picks a "
+            "fork-safe layer) or set it to 'workqueue' or 'tbb' to keep the fused kernel.",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+    return False
+
+
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Run the body on one torch thread (the thread count is restored after)."""
+    n = torch.get_num_threads()
+    if n == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
+def _sync_count(numba: Any) -> None:
+    """Use as many threads as torch does. Numba's setting is per calling thread; it is only
+    touched when torch's changes."""
+    n = torch.get_num_threads()
+    if getattr(_count, "n", None) != n:
+        numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
+        _count.n = n
+
+
+def launch(fn: Any, *args: Any) -> None:
+    """Call the compiled kernel ``fn(*args)`` with torch's thread count, one launch at a time
+    when the layer is ``workqueue``."""
+    global _SERIAL
+    numba = sys.modules["numba"]
+    if _SERIAL is None:  # the first launch starts the threads: hold the lock, then look
+        with _launch_lock:
+            _sync_count(numba)
+            fn(*args)
+            _SERIAL = _layer(numba) == "workqueue"
+        return
+    _sync_count(numba)
+    if _SERIAL:
+        with _launch_lock:
+            fn(*args)
+    else:
+        fn(*args)
