@@ -3,6 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+COMPAT_STAMP := $(VENV)/.installed-compat
 
 .PHONY: demo test parity lint format bench clean
 
@@ -12,13 +13,20 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
+# the training frameworks of docs/compatibility.md, for `make parity` only (timm without its
+# torchvision requirement: its schedulers need only torch)
+$(COMPAT_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,compat]"
+	$(BIN)/python -m pip install -q -c constraints.txt --no-deps timm
+	touch $(COMPAT_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/polyoptim demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q --doctest-modules tests src/polyoptim
 
-parity: $(STAMP)
+parity: $(COMPAT_STAMP)
 	$(BIN)/python -m pytest -q -m "slow or live" -p no:cacheprovider
 
 lint: $(STAMP)
