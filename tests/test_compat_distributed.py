@@ -1,5 +1,6 @@
-"""polyoptim under torch.distributed on the CPU (gloo, 2 processes, 127.0.0.1): DDP and
-ZeroRedundancyOptimizer give torch.optim's numbers (docs/compatibility.md).
+"""polyoptim under torch.distributed on the CPU (gloo, 2 processes, 127.0.0.1): DDP,
+ZeroRedundancyOptimizer and multi-process accelerate give torch.optim's numbers
+(docs/compatibility.md).
 
 Each worker trains the same model twice on the same per-rank batches -- once with a polyoptim
 optimizer (the default path: the fused kernel), once with torch.optim's -- and writes what it got.
@@ -133,3 +134,32 @@ def test_zero_redundancy_optimizer_matches_torch_optim(tmp_path, bucket_view):
         for a, b in zip(r["continued"], r["resumed"]):
             torch.testing.assert_close(a, b, rtol=0, atol=0)
         assert "requires using a functional optimizer" in r["overlap_error"]
+
+
+# -- accelerate, 2 processes ----------------------------------------------------------------------
+def accelerate_worker(rank: int, world: int, out: Path) -> None:
+    from accelerate import Accelerator
+
+    acc = Accelerator(cpu=True)  # finds the torchrun environment and joins a gloo group
+    got: dict = {"processes": acc.num_processes, "type": str(acc.distributed_type)}
+    for lib in ("polyoptim", "torch"):
+        m = model()
+        net, opt = acc.prepare(m, optim_class(lib, "AdamW")(m.parameters(), lr=1e-2))
+        for step in range(STEPS):
+            x, y = batch(step, rank)
+            opt.zero_grad()
+            acc.backward(F.mse_loss(net(x), y))
+            opt.step()
+        got[lib] = params(net)
+    torch.save(got, out / f"accelerate-{rank}.pt")
+
+
+def test_accelerate_on_two_processes_matches_torch_optim(tmp_path):
+    pytest.importorskip("accelerate", reason="accelerate is not installed (the compat extra)")
+    spawn(accelerate_worker, tmp_path, init=False)
+    r0, r1 = (torch.load(tmp_path / f"accelerate-{r}.pt") for r in range(2))
+    assert r0["processes"] == 2 and "MULTI_CPU" in r0["type"]
+    for a, b in zip(r0["polyoptim"], r1["polyoptim"]):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    for a, b in zip(r0["polyoptim"], r0["torch"]):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
