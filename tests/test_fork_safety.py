@@ -184,3 +184,34 @@ def test_training_loop_with_forked_dataloader_workers():
     )
     assert res["diff"] < 1e-5, res
     assert res["losses"][-1] < 0.5 * res["losses"][0], res
+
+
+def test_fork_while_another_thread_launches():
+    """A fork taken while another thread holds the launch lock (workqueue) must not leave the
+    child's copy of the lock held forever."""
+    res, err = run_script(
+        """
+        import json, os, time, torch, polyoptim
+        from polyoptim.kernels import threads
+
+        w = torch.nn.Parameter(torch.ones(100_000))
+        opt = polyoptim.Adam([w], lr=0.1)
+        w.grad = torch.ones(100_000)
+        opt.step()
+        threads._launch_lock.acquire()  # as if another thread were inside a launch
+        pid = os.fork()
+        if pid == 0:
+            opt.step()
+            os._exit(0)
+        threads._launch_lock.release()
+        deadline = time.monotonic() + 60
+        while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if done[0] == 0:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        print(json.dumps({"exited": done[0] != 0, "status": done[1]}))
+        """,
+        NUMBA_THREADING_LAYER="workqueue",
+    )
+    assert res == {"exited": True, "status": 0}, err

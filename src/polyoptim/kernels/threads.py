@@ -80,7 +80,8 @@ def _layer(numba: Any) -> str | None:
 
 
 def _after_fork_in_child() -> None:
-    global _FORKED_FROM_OMP
+    global _FORKED_FROM_OMP, _launch_lock
+    _launch_lock = threading.Lock()  # another thread of the parent may have held it
     numba = sys.modules.get("numba")
     # GNU OpenMP is the unsafe one; Intel's (macOS) and Microsoft's are fork-safe
     if numba is not None and sys.platform.startswith("linux") and _layer(numba) == "omp":
