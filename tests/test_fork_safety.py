@@ -215,3 +215,25 @@ def test_fork_while_another_thread_launches():
         NUMBA_THREADING_LAYER="workqueue",
     )
     assert res == {"exited": True, "status": 0}, err
+
+
+def test_layer_is_chosen_at_import_when_numba_is_imported_first():
+    """With Numba imported before polyoptim, other parallel code that runs before the first
+    step (``polyoptim bench``'s bandwidth triad, say) starts Numba's threads on the layer the
+    kernels will use, not on OpenMP."""
+    res, _ = run_script(
+        """
+        import json, numba, numpy as np
+        import polyoptim
+
+        @numba.njit(parallel=True)
+        def triad(x):
+            for i in numba.prange(x.shape[0]):
+                x[i] += 1.0
+
+        triad(np.zeros(10))
+        print(json.dumps({"layer": numba.threading_layer()}))
+        """,
+        NUMBA_THREADING_LAYER=None,
+    )
+    assert res["layer"] in ("tbb", "workqueue")

@@ -150,6 +150,9 @@ def _triads() -> dict[str, Callable[[], None]]:
         import numpy as np
     except ImportError:
         return out
+    from .kernels import threads
+
+    threads.configure(numba)  # the triad starts Numba's threads: on the layer the kernels use
 
     @numba.njit(parallel=True, cache=False)
     def triad(x, y, s):  # pragma: no cover - compiled
@@ -406,6 +409,7 @@ def run_bench(
             "threads": torch.get_num_threads(),
             "torch": torch.__version__,
             "numba": _numba_version(),
+            "numba_threading_layer": _numba_layer(),
             "loadavg_start": _loadavg(),
         },
         "repeats": repeats,
@@ -423,6 +427,15 @@ def _numba_version() -> str | None:
 
         return numba.__version__
     except ImportError:
+        return None
+
+
+def _numba_layer() -> str | None:
+    """The threading layer Numba's threads run on (None before they start)."""
+    numba = sys.modules.get("numba")
+    try:
+        return None if numba is None else numba.threading_layer()
+    except ValueError:
         return None
 
 
@@ -446,7 +459,9 @@ def markdown(report: dict[str, Any]) -> str:
         f"{rg.get('roof_end', float('nan')):.1f} GB/s at the end, median "
         f"{rg.get('roof_rows_median', float('nan')):.1f} GB/s alongside the rows (`roof` "
         f"column: measured in the same rounds as that row's steps). "
-        f"{report['machine']['threads']} threads, median of {report['repeats']} steps.",
+        f"{report['machine']['threads']} threads (Numba's "
+        f"`{report['machine'].get('numba_threading_layer')}` layer), median of "
+        f"{report['repeats']} steps.",
         "",
         "Step time in ms (lower is better); `fused GB/s` is polyoptim fused's effective "
         "bandwidth. Ratios are speed-ups of polyoptim fused: the median over rounds of (the "

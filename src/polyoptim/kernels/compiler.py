@@ -64,6 +64,8 @@ def _numba_ok() -> bool:
 
 
 _NUMBA_OK: bool | None = None
+if "numba" in sys.modules:  # imported already: choose the layer before other code starts it
+    threads.configure(sys.modules["numba"])
 
 
 def _writable(path: Path) -> bool:
