@@ -8,11 +8,12 @@ forked child the moment it launches a parallel kernel ("Terminating: fork() call
 already using GNU OpenMP, this is unsafe"). So:
 
 * **the layer** -- unless the user chose one (``NUMBA_THREADING_LAYER``, a ``.numba_config.yaml``,
-  or ``numba.config.THREADING_LAYER`` set before the first fused step), polyoptim asks Numba for
-  its ``forksafe`` layer: TBB where installed, else ``workqueue``. The fused kernel is one
-  ``prange`` over equal work rows, which every layer schedules alike; measured no slower than
-  OpenMP (docs/performance.md). The choice is Numba's process-wide one: it applies to other
-  Numba code that runs parallel kernels after polyoptim's first step, too.
+  or ``numba.config.THREADING_LAYER``), polyoptim asks Numba for its ``forksafe`` layer: TBB
+  where installed, else ``workqueue``. It does so when it first imports Numba, or at
+  ``import polyoptim`` if Numba is imported already -- unless some code has started Numba's
+  threads by then. The fused kernel is one ``prange`` over equal work rows, which every layer
+  schedules alike; measured no slower than OpenMP (docs/performance.md). The choice is Numba's
+  process-wide one: other Numba code in the process runs on that layer too.
 * **one launch at a time on workqueue** -- ``workqueue`` must never be entered by two threads at
   once (Numba terminates the process), and the kernels release the GIL, so launches are
   serialised by a lock when it is the layer.
@@ -56,7 +57,7 @@ _configured = False
 
 def configure(numba: Any) -> None:
     """Choose the fork-safe layer if nobody chose one and Numba's threads have not started, and
-    watch for forks. Called once, right after the first ``import numba``."""
+    watch for forks. Idempotent; called as soon as polyoptim sees Numba imported."""
     global _configured
     if _configured:
         return
