@@ -1,9 +1,10 @@
 """Fork safety of the fused CPU kernel (kernels/threads.py).
 
-Numba's GNU OpenMP layer terminates a forked child that launches a parallel kernel; polyoptim
-picks a fork-safe layer unless the user chose one, and on OpenMP all the same a forked child
-steps eagerly. Each case runs in its own process group with a timeout, so a child that is killed
-or hangs fails the test instead of the test run.
+Numba's GNU OpenMP layer (its choice on Linux without TBB, and the fastest here) terminates a
+forked child that launches a parallel kernel: there a forked child steps eagerly; on the
+fork-safe layers (workqueue, tbb) it steps on the fused kernel. Each case runs in its own
+process group with a timeout, so a child that is killed or hangs fails the test instead of the
+test run.
 """
 
 from __future__ import annotations
@@ -89,24 +90,31 @@ print(json.dumps({
 """
 
 
-def test_forked_child_steps_on_the_fused_kernel_by_default():
-    res, err = run_script(FORK_STEP, NUMBA_THREADING_LAYER=None)
-    assert res["status"] == 0, err  # before: "Terminating: fork() called from a process ..."
-    assert res["layer"] in ("tbb", "workqueue")  # Numba's fork-safe layers
-    assert res["child_launches"] >= 1  # the child ran the fused kernel, not a fallback
-    assert res["maxdiff"] == 0.0  # and took exactly the parent's step
-
-
 def test_forked_child_of_an_openmp_process_steps_eagerly_with_a_warning():
-    res, err = run_script(FORK_STEP, NUMBA_THREADING_LAYER="omp")  # the user's choice is kept
+    res, err = run_script(FORK_STEP, NUMBA_THREADING_LAYER="omp")  # Numba's default here
     assert res["layer"] == "omp"
-    assert res["status"] == 0, err
+    assert res["status"] == 0, err  # before: "Terminating: fork() called from a process ..."
     assert res["child_launches"] == 0
     assert res["maxdiff"] <= 1e-6  # eager == fused within float rounding
     assert "not fork-safe" in err
 
 
-def test_threads_stepping_at_once_on_the_default_layer():
+def test_forked_child_steps_on_the_default_path():
+    res, err = run_script(FORK_STEP, NUMBA_THREADING_LAYER=None)
+    assert res["status"] == 0, err
+    assert res["maxdiff"] <= 1e-6
+    assert (res["child_launches"] >= 1) == (res["layer"] != "omp")
+
+
+def test_forked_child_steps_on_the_fused_kernel_on_workqueue():
+    res, err = run_script(FORK_STEP, NUMBA_THREADING_LAYER="workqueue")
+    assert res["layer"] == "workqueue"
+    assert res["status"] == 0, err
+    assert res["child_launches"] >= 1  # the child ran the fused kernel, not a fallback
+    assert res["maxdiff"] == 0.0  # and took exactly the parent's step
+
+
+def test_threads_stepping_at_once_on_workqueue():
     """workqueue terminates the process when two threads enter it at once (the kernels release
     the GIL), so launches take a lock there."""
     res, _ = run_script(
@@ -133,9 +141,9 @@ def test_threads_stepping_at_once_on_the_default_layer():
         same = all(torch.equal(alone[s], together[s]) for s in (1, 2))
         print(json.dumps({"layer": numba.threading_layer(), "same": same}))
         """,
-        NUMBA_THREADING_LAYER=None,
+        NUMBA_THREADING_LAYER="workqueue",
     )
-    assert res["same"], res
+    assert res["layer"] == "workqueue" and res["same"], res
 
 
 def test_training_loop_with_forked_dataloader_workers():
@@ -215,25 +223,3 @@ def test_fork_while_another_thread_launches():
         NUMBA_THREADING_LAYER="workqueue",
     )
     assert res == {"exited": True, "status": 0}, err
-
-
-def test_layer_is_chosen_at_import_when_numba_is_imported_first():
-    """With Numba imported before polyoptim, other parallel code that runs before the first
-    step (``polyoptim bench``'s bandwidth triad, say) starts Numba's threads on the layer the
-    kernels will use, not on OpenMP."""
-    res, _ = run_script(
-        """
-        import json, numba, numpy as np
-        import polyoptim
-
-        @numba.njit(parallel=True)
-        def triad(x):
-            for i in numba.prange(x.shape[0]):
-                x[i] += 1.0
-
-        triad(np.zeros(10))
-        print(json.dumps({"layer": numba.threading_layer()}))
-        """,
-        NUMBA_THREADING_LAYER=None,
-    )
-    assert res["layer"] in ("tbb", "workqueue")

@@ -150,9 +150,6 @@ def _triads() -> dict[str, Callable[[], None]]:
         import numpy as np
     except ImportError:
         return out
-    from .kernels import threads
-
-    threads.configure(numba)  # the triad starts Numba's threads: on the layer the kernels use
 
     @numba.njit(parallel=True, cache=False)
     def triad(x, y, s):  # pragma: no cover - compiled

@@ -7,7 +7,7 @@ calls (``numba_ops``, ``codegen``) and of Numba's version -- and imported from t
 never changes under its name, so a stale cache cannot be picked up.
 
 Numba stays optional: nothing here imports it until a kernel is loaded, and :func:`available`
-says whether it can be. Its first import also picks the threading layer
+says whether it can be. Its first import also sets up what a forked child may do
 (:mod:`polyoptim.kernels.threads`).
 
 Example:
@@ -64,7 +64,7 @@ def _numba_ok() -> bool:
 
 
 _NUMBA_OK: bool | None = None
-if "numba" in sys.modules:  # imported already: choose the layer before other code starts it
+if "numba" in sys.modules:  # imported already: watch for forks from now on
     threads.configure(sys.modules["numba"])
 
 

@@ -3,25 +3,21 @@ forked from one that ran a kernel may do.
 
 Numba runs a ``prange`` loop on one of three threading layers: ``tbb`` (Intel TBB, when the
 ``tbb`` package is installed), ``omp`` (OpenMP) or its own ``workqueue``. Left to itself on Linux
-it picks GNU OpenMP when TBB is missing, and GNU OpenMP is not fork-safe: Numba terminates a
-forked child the moment it launches a parallel kernel ("Terminating: fork() called from a process
-already using GNU OpenMP, this is unsafe"). So:
+it picks GNU OpenMP when TBB is missing -- the fastest here, because it shares torch's own
+OpenMP pool (``workqueue`` measured 1.1 ms slower per step in a training loop: its workers wake
+beside torch's still-spinning ones; docs/performance.md) -- and GNU OpenMP is not fork-safe:
+Numba terminates a forked child the moment it launches a parallel kernel ("Terminating: fork()
+called from a process already using GNU OpenMP, this is unsafe"). So polyoptim leaves the layer
+to Numba (and to ``NUMBA_THREADING_LAYER``) and:
 
-* **the layer** -- unless the user chose one (``NUMBA_THREADING_LAYER``, a ``.numba_config.yaml``,
-  or ``numba.config.THREADING_LAYER``), polyoptim asks Numba for its ``forksafe`` layer: TBB
-  where installed, else ``workqueue``. It does so when it first imports Numba, or at
-  ``import polyoptim`` if Numba is imported already -- unless some code has started Numba's
-  threads by then. The fused kernel is one ``prange`` over equal work rows, which every layer
-  schedules alike; measured no slower than OpenMP (docs/performance.md). The choice is Numba's
-  process-wide one: other Numba code in the process runs on that layer too.
+* **a forked child of an OpenMP process** never launches a parallel kernel: :func:`fork_safe`
+  is false there (set by an ``os.register_at_fork`` hook), and the fused path steps with the
+  eager kernel (same numbers) on one torch thread -- torch's own OpenMP pool is no safer in that
+  child than Numba's, which is why DataLoader workers run on one thread -- and warns once. On
+  ``tbb`` or ``workqueue`` (fork-safe) a forked child steps on the fused kernel.
 * **one launch at a time on workqueue** -- ``workqueue`` must never be entered by two threads at
   once (Numba terminates the process), and the kernels release the GIL, so launches are
-  serialised by a lock when it is the layer.
-* **a forked child of an OpenMP process** -- when the layer is GNU OpenMP all the same (the
-  user's choice, or other code started Numba's threads first), a child forked after a kernel
-  ran never launches one: :func:`fork_safe` is false there, and the fused path steps with the
-  eager kernel (same numbers) on one torch thread -- torch's own OpenMP pool is no safer in that
-  child than Numba's, which is why DataLoader workers run on one thread -- and warns once.
+  serialised by a lock when it is the layer; a forked child gets a fresh lock.
 
 The thread count follows torch's (``torch.set_num_threads`` limits both).
 
@@ -56,18 +52,11 @@ _configured = False
 
 
 def configure(numba: Any) -> None:
-    """Choose the fork-safe layer if nobody chose one and Numba's threads have not started, and
-    watch for forks. Idempotent; called as soon as polyoptim sees Numba imported."""
+    """Watch for forks (idempotent; called as soon as polyoptim sees Numba imported)."""
     global _configured
     if _configured:
         return
     _configured = True
-    if (
-        "NUMBA_THREADING_LAYER" not in os.environ
-        and str(numba.config.THREADING_LAYER).lower() == "default"
-        and _layer(numba) is None
-    ):
-        numba.config.THREADING_LAYER = "forksafe"
     if hasattr(os, "register_at_fork"):
         os.register_at_fork(after_in_child=_after_fork_in_child)
 
@@ -100,8 +89,8 @@ def fork_safe() -> bool:
         warnings.warn(
             "polyoptim: this process was forked from one that ran Numba's GNU OpenMP threading "
             "layer, which is not fork-safe; the fused kernel steps eagerly on one thread here "
-            "(same numbers). Leave NUMBA_THREADING_LAYER unset (polyoptim then picks a "
-            "fork-safe layer) or set it to 'workqueue' or 'tbb' to keep the fused kernel.",
+            "(same numbers). NUMBA_THREADING_LAYER=workqueue (or installing tbb) keeps the "
+            "fused kernel in forked children, at some cost per step in the parent.",
             RuntimeWarning,
             stacklevel=4,
         )
