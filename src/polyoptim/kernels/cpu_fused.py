@@ -53,6 +53,7 @@ from .codegen import KernelSource, generate
 from .compiler import available, cache_dir, compile_log, load
 from .eager import run_single
 from .host_state import prepare_all
+from .local import plain_memory
 from .trace import Graph, TraceError, scalar_signature, trace
 
 __all__ = [
@@ -185,7 +186,7 @@ def _codes(p: torch.Tensor, arrays: Sequence[torch.Tensor]) -> tuple[str, ...] |
     """The storage codes of a parameter and its other arrays (gradient, buffers, master), or
     None if the kernel cannot take them."""
     code = _CODE.get(p.dtype)
-    if code is None or not p.is_cpu or not _dense(p, p):
+    if code is None or not p.is_cpu or not _dense(p, p) or not plain_memory([p, *arrays]):
         return None
     codes = [code]
     for a in arrays:
@@ -215,7 +216,7 @@ def _column_code(
         return None
     if first is not None and (code[0] == "c") != (first[0] == "c"):
         return None
-    if not all([t.is_cpu for t in col]):
+    if not all([t.is_cpu for t in col]) or not plain_memory(col):
         return None
     if j == 1 and [t.layout for t in col].count(torch.strided) != n:
         return None  # sparse gradients

@@ -30,6 +30,7 @@ from ..rules.base import Rule
 from . import cpu_fused
 from . import master as mw
 from .eager import run_foreach, run_single
+from .local import local_step_args, plain_memory
 
 Kernel = Callable[..., None]
 
@@ -52,7 +53,8 @@ def use_fused(group: Mapping[str, Any], params: Sequence[torch.Tensor]) -> bool:
         return False  # the for-loop was asked for by name
     if not cpu_fused.available():
         return False
-    return all(map(_IS_CPU, params))
+    # a tensor subclass (DTensor, torch.compile's fake tensors) has no address to hand over
+    return all(map(_IS_CPU, params)) and plain_memory(params)
 
 
 def select_kernel(group: Mapping[str, Any], params: Sequence[torch.Tensor]) -> Kernel:
@@ -97,7 +99,32 @@ def run_group(
             fused kernels leave it.
         cache: a dict the caller keeps for these tensors between steps, where the fused
             kernel remembers what its checks found (see :func:`cpu_fused.fused_step`).
+
+    ``DTensor`` parameters (FSDP2, tensor parallelism) are stepped shard by shard: every kernel
+    sees the local tensors (:func:`~polyoptim.kernels.local.local_step_args`).
     """
+    params, grads, states, finish = local_step_args(params, grads, states, _shaped(rule, hp))
+    try:
+        _run_group(rule, hp, params, grads, states, fresh, grad_scale, cache)
+    finally:
+        finish()
+
+
+def _shaped(rule: Rule, hp: Mapping[str, Any]) -> list[str]:
+    """The state keys holding parameter-shaped tensors."""
+    return [*(b.name for b in rule.buffers), mw.MASTER_KEY]
+
+
+def _run_group(
+    rule: Rule,
+    hp: Mapping[str, Any],
+    params: Sequence[torch.Tensor],
+    grads: Sequence[torch.Tensor],
+    states: Sequence[MutableMapping[str, Any]],
+    fresh: Sequence[bool],
+    grad_scale: torch.Tensor | None,
+    cache: dict[str, Any] | None,
+) -> None:
     if use_fused(hp, params):
         cpu_fused.fused_step(
             rule, hp, params, grads, states, fresh, grad_scale=grad_scale, cache=cache
@@ -113,7 +140,7 @@ def run_group(
         if m:
             mw.ensure_master_state(rule, hp, p, st, f)
     scalars = [rule.prepare(hp, st, f) for st, f in zip(states, fresh)]
-    run_prepared(rule, hp, params, grads, states, scalars)
+    _run_prepared(rule, hp, params, grads, states, scalars)
 
 
 def run_prepared(
@@ -148,6 +175,21 @@ def run_prepared(
         >>> p
         tensor([0.9000, 0.9000, 0.9000])
     """
+    params, grads, states, finish = local_step_args(params, grads, states, _shaped(rule, hp))
+    try:
+        _run_prepared(rule, hp, params, grads, states, scalars)
+    finally:
+        finish()
+
+
+def _run_prepared(
+    rule: Rule,
+    hp: Mapping[str, Any],
+    params: Sequence[torch.Tensor],
+    grads: Sequence[torch.Tensor],
+    states: Sequence[Mapping[str, Any]],
+    scalars: Sequence[Mapping[str, Any]],
+) -> None:
     kernel = select_kernel(hp, params)
     if any(mw.wants_master(hp, p) for p in params):
         mw.run_on_master(kernel, rule, hp, params, grads, states, scalars)

@@ -89,6 +89,14 @@ class Rule:
             state[b.name] = b.init(p, hp)
 
 
+def host_float(t: torch.Tensor) -> float:
+    """A one-element tensor's value as a Python float. A ``DTensor`` (a norm of a sharded
+    parameter is a pending reduction over the ranks) is reduced first: its ``item()`` would
+    read this rank's partial value."""
+    full = getattr(t, "full_tensor", None)
+    return float(full() if full is not None else t)
+
+
 def step_of(state: MutableMapping[str, Any]) -> float:
     """Advance the ``step`` counter kept in the state and return its new value."""
     step = state["step"]
