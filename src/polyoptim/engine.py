@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from . import graph_step
 from .kernels.dispatch import run_group
 from .kernels.master import LOW_PRECISION, wants_master
 from .learning_rate import is_plain, lr_at
@@ -77,12 +78,14 @@ class Optimizer(torch.optim.Optimizer):
         self.global_step = 0
         #: per stepped tensor list, what the kernels' checks found last step (never saved)
         self._step_caches: dict[tuple[int, int], dict[str, Any]] = {}
+        graph_step.register(self)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self.__dict__.setdefault("transforms", [])
         self.__dict__.setdefault("global_step", 0)
         self.__dict__.setdefault("_step_caches", {})
+        graph_step.register(self)  # a copy is an optimizer of its own
         # during load_state_dict: put back the float32 state torch's loader cast down
         self._restore_master_state(self.__dict__.pop("_loading_master_state", None))
 
@@ -189,7 +192,11 @@ class Optimizer(torch.optim.Optimizer):
 
         Args:
             closure: a closure that re-evaluates the model and returns the loss.
+
+        Under ``torch.compile`` the step is one opaque operation (:mod:`polyoptim.graph_step`).
         """
+        if torch.compiler.is_compiling() and not self.defaults.get("differentiable"):
+            return graph_step.in_graph_step(self, closure)
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -269,7 +276,7 @@ class Optimizer(torch.optim.Optimizer):
             cache=self._step_cache(params),
         )
 
-    def _step_cache(self, params: Sequence[torch.Tensor]) -> dict[str, Any]:
+    def _step_cache(self, params: Sequence[torch.Tensor]) -> dict[str, Any] | None:
         """A scratch dict for the kernels, kept from step to step for the same tensor list.
 
         Keyed by the first tensor and the count: the group's ``hp`` may be a new dict each
@@ -277,6 +284,8 @@ class Optimizer(torch.optim.Optimizer):
         it against the tensors of the step, so a stale or shared entry costs time, not
         correctness.
         """
+        if self.__dict__.get("_from_graph"):
+            return None  # a compiled graph passes each state tensor as an operand of its own
         caches = self._step_caches
         key = (id(params[0]), len(params))
         cache = caches.get(key)

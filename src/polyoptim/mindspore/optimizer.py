@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from .. import engine
+from .. import engine, graph_step
 from ..transforms import sparse
 from ..transforms.centralize import centralize
 from ..transforms.decay import l2_regularize
@@ -705,6 +705,9 @@ class Optimizer(engine.Optimizer):
     def __call__(self, gradients: Sequence[torch.Tensor]) -> Any:
         """``opt(grads)``: one step from a tuple of gradients in ``parameters`` order."""
         gradients = tuple(gradients)
+        if torch.compiler.is_compiling() and len(gradients) == len(self.parameters):
+            graph_step.in_graph_step(self, None, gradients)
+            return True  # what the built-in optimizers' construct returns
         if len(gradients) != len(self.parameters):
             raise ValueError(
                 f"For '{self.cls_name}', expected {len(self.parameters)} gradients (one per "
@@ -727,7 +730,10 @@ class Optimizer(engine.Optimizer):
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
         """One step from the parameters' ``.grad`` (parameters without one are skipped by the
-        built-in optimizers; a user ``construct`` receives zeros for them)."""
+        built-in optimizers; a user ``construct`` receives zeros for them). Under
+        ``torch.compile`` it is one opaque operation (:mod:`polyoptim.graph_step`)."""
+        if torch.compiler.is_compiling():
+            return graph_step.in_graph_step(self, closure)
         loss = None
         if closure is not None:
             with torch.enable_grad():

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .. import graph_step
 from ..rules.line_search import strong_wolfe
 from ._common import ParamsT, check_lr, to_scalar
 from .base import TorchOptimizer
@@ -206,6 +207,8 @@ class LBFGS(TorchOptimizer):
             closure: re-evaluates the model (zeroing and recomputing gradients) and returns the
                 loss. Required.
         """
+        if torch.compiler.is_compiling():
+            return graph_step.eager_closure_step(self, closure)
         if len(self.param_groups) != 1:
             raise AssertionError(
                 f"Expected exactly one param_group, but got {len(self.param_groups)}"

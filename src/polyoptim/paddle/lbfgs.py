@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from .. import graph_step
 from ..optimizers.lbfgs import _FlatParams, _Memory
 from ..rules.line_search import strong_wolfe
 from .base import Optimizer, ParamsArg
@@ -131,6 +132,8 @@ class LBFGS(Optimizer):
         Returns:
             The loss at the start of the step.
         """
+        if torch.compiler.is_compiling():
+            return graph_step.eager_closure_step(self, closure)
         closure = torch.enable_grad()(closure)
         lr = self.learning_rate
         tol_grad, tol_change = self.tolerance_grad, self.tolerance_change
