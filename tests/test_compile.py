@@ -211,7 +211,8 @@ def test_whole_training_step_compiled():
 
 
 def test_fake_tensors_never_reach_the_fused_kernel():
-    """Parameters that are fake tensors (no memory behind ``data_ptr()``) take the eager path
+    """Parameters that are fake tensors, or ``torch.func.functionalize``'s wrappers (no memory
+    behind ``data_ptr()``), take the eager path
     instead of crashing the process; a subprocess, so that a crash fails this test only."""
     code = textwrap.dedent(
         """
@@ -224,6 +225,16 @@ def test_fake_tensors_never_reach_the_fused_kernel():
                 opt = getattr(polyoptim, name)([w], lr=0.1)
                 opt.step()
                 opt.step()
+
+        def step(w, g):  # C++ functional wrappers: data_ptr() is 0
+            w = torch.nn.Parameter(w)
+            opt = polyoptim.Adam([w], lr=0.1)
+            w.grad = g
+            opt.step()
+            return w.detach()
+
+        out = torch.func.functionalize(step)(torch.ones(1000), torch.ones(1000))
+        assert torch.allclose(out, torch.full((1000,), 0.9))
         print("stepped")
         """
     )

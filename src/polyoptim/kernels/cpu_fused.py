@@ -188,6 +188,8 @@ def _codes(p: torch.Tensor, arrays: Sequence[torch.Tensor]) -> tuple[str, ...] |
     code = _CODE.get(p.dtype)
     if code is None or not p.is_cpu or not _dense(p, p) or not plain_memory([p, *arrays]):
         return None
+    if any(t.numel() and not t.data_ptr() for t in (p, *arrays)):
+        return None  # a wrapper with no memory of its own (torch.func.functionalize's)
     codes = [code]
     for a in arrays:
         c = _CODE.get(a.dtype)
@@ -315,8 +317,12 @@ def _uniform_layout(
         code = _column_code(col, j, codes[0] if j else None, numels if j else None)
         if code is None:
             return None
+        if ptr is None:
+            ptr = list(map(_T.data_ptr, col))
+        if 0 in ptr:  # no memory behind a tensor (torch.func.functionalize's wrappers, ...)
+            return None
         ids.append(cid)
-        ptrs.append(list(map(_T.data_ptr, col)) if ptr is None else ptr)
+        ptrs.append(ptr)
         codes.append(code)
     if unchanged:
         return old  # every column came back: the same table and rows
