@@ -30,7 +30,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 bench: $(STAMP)
-	$(BIN)/polyoptim bench
+	$(BIN)/polyoptim bench --out benchmarks/out
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache

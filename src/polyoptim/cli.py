@@ -144,12 +144,19 @@ def _add_bench(subparsers: Subparsers) -> None:
 _SUBCOMMANDS: tuple[Callable[[Subparsers], None], ...] = (_add_demo, _add_bench)
 
 
+def _version() -> str:
+    from polyoptim import __version__
+
+    return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every subcommand registered."""
     parser = argparse.ArgumentParser(
         prog="polyoptim",
         description="polyoptim: PyTorch-compatible optimizers over one engine.",
     )
+    parser.add_argument("--version", action="version", version=f"polyoptim {_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in _SUBCOMMANDS:
         add(subparsers)
