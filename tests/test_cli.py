@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -33,6 +32,7 @@ def test_version_flag_works_as_a_command():
 
 def test_the_package_version_is_the_one_the_wheel_gets():
     """pyproject reads the version from ``polyoptim.__version__``: one place to change it."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert "version" in project["project"]["dynamic"]
     assert "version" not in project["project"]
