@@ -102,14 +102,28 @@ def register_timm(registry: Any = None, *, replace_torch: bool = False) -> list[
         )
         done.append(TIMM_PREFIX + name)
     if replace_torch:
-        import polyoptim
-
-        for name in registry.list_optimizers():
-            info = registry.get_optimizer_info(name)
-            cls = info.opt_class
-            if isinstance(cls, type) and cls.__module__.startswith("torch.optim"):
-                ours = getattr(polyoptim, cls.__name__, None)
-                if cls.__name__ in polyoptim.__all__ and isinstance(ours, type):
-                    registry.register(dataclasses.replace(info, opt_class=ours))
-                    done.append(name)
+        done += _replace_torch_entries(registry)
     return done
+
+
+def _replace_torch_entries(registry: Any) -> list[str]:
+    """Point timm's entries for ``torch.optim`` classes at polyoptim's, aliases included."""
+    import polyoptim
+
+    entries = {name: registry.get_optimizer_info(name) for name in registry.list_optimizers()}
+    replaced = []
+    for name, info in entries.items():
+        cls = info.opt_class
+        if (
+            name == info.name.lower()
+            and isinstance(cls, type)
+            and cls.__module__.startswith("torch.optim")
+            and cls.__name__ in polyoptim.__all__
+        ):
+            registry.register(dataclasses.replace(info, opt_class=getattr(polyoptim, cls.__name__)))
+            replaced.append(name)
+    for name, info in entries.items():  # an alias holds the entry it was made from
+        if name != info.name.lower() and info.name.lower() in replaced:
+            registry.register_alias(name, info.name)
+            replaced.append(name)
+    return replaced
