@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 import polyoptim
 from polyoptim import bench
-from polyoptim.cli import main
+from polyoptim.cli import main, version_line
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,7 +21,18 @@ def test_version_flag_prints_the_package_version_and_exits_0(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--version"])
     assert exc.value.code == 0
-    assert capsys.readouterr().out.strip() == f"polyoptim {polyoptim.__version__}"
+    out = capsys.readouterr().out.strip()
+    assert out.startswith(f"polyoptim {polyoptim.__version__} (torch {torch.__version__}; ")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("numba") is None, reason="needs Numba")
+def test_version_says_whether_the_fused_kernel_is_on(monkeypatch):
+    from importlib import metadata
+
+    monkeypatch.delenv("POLYOPTIM_FUSED", raising=False)
+    assert version_line().endswith(f"fused CPU kernel: on, Numba {metadata.version('numba')})")
+    monkeypatch.setenv("POLYOPTIM_FUSED", "0")
+    assert version_line().endswith("fused CPU kernel: off (POLYOPTIM_FUSED=0))")
 
 
 def test_version_flag_works_as_a_command():
@@ -27,7 +40,7 @@ def test_version_flag_works_as_a_command():
         [sys.executable, "-m", "polyoptim", "--version"], capture_output=True, text=True
     )
     assert run.returncode == 0, run.stderr
-    assert run.stdout.strip() == f"polyoptim {polyoptim.__version__}"
+    assert run.stdout.startswith(f"polyoptim {polyoptim.__version__} (torch ")
 
 
 def test_the_package_version_is_the_one_the_wheel_gets():
