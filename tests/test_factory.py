@@ -72,13 +72,15 @@ def test_every_optimizer_of_every_dialect_has_a_name():
     torch_names = _public_optimizers(polyoptim, polyoptim.Optimizer)
     paddle_names = _public_optimizers(pd, pd.Optimizer)
     ms_names = _public_optimizers(ms, ms.Optimizer) - {"LARS"}  # LARS wraps an optimizer
-    assert len(torch_names) == 15 and len(paddle_names) == 14 and len(ms_names) == 16
+    # at least the classes each dialect had when the factory was written
+    assert len(torch_names) >= 15 and len(paddle_names) >= 14 and len(ms_names) >= 16
     assert set(polyoptim.list_optimizers("torch")) == {n.lower() for n in torch_names}
     assert set(polyoptim.list_optimizers("paddle")) == {f"paddle.{n.lower()}" for n in paddle_names}
     assert set(polyoptim.list_optimizers("mindspore")) == {
         f"mindspore.{n.lower()}" for n in ms_names
     }
-    assert len(polyoptim.list_optimizers()) == 45
+    total = len(torch_names) + len(paddle_names) + len(ms_names)
+    assert len(polyoptim.list_optimizers()) == total
     for name in polyoptim.list_optimizers():
         dialect, _, cls_name = name.rpartition(".")
         module = {"": polyoptim, "paddle": pd, "mindspore": ms}[dialect]
