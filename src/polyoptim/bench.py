@@ -578,7 +578,8 @@ def add_parser(subparsers: Any) -> None:
             "Step time and effective GB/s of torch's for-loop, foreach and fused paths and of "
             "polyoptim's eager and fused kernels, on (a) one 16M-element tensor, (b) 200 "
             "tensors of 80K, (c) 2000 tensors of 4K, against the streaming-bandwidth roof "
-            "measured in the same run. Writes bench.md, bench.json and bench.png."
+            "measured in the same run. Prints the report (markdown) on stdout; with --out DIR "
+            "it also writes bench.md, bench.json and bench.png into DIR."
         ),
     )
     p.add_argument(
@@ -593,7 +594,10 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--repeats", type=int, default=7, help="timed steps each (default: 7)")
     p.add_argument("--threads", type=int, default=None, help="threads (default: torch's)")
     p.add_argument(
-        "--out", metavar="DIR", default="benchmarks/out", help="output directory (%(default)s)"
+        "--out",
+        metavar="DIR",
+        default=None,
+        help="write bench.md, bench.json and bench.png into DIR (default: write no files)",
     )
     p.add_argument(
         "--cold",
@@ -622,7 +626,10 @@ def cli_main(args: Any) -> int:
         os.environ["POLYOPTIM_CACHE_DIR"] = cold
         os.environ.setdefault("NUMBA_CACHE_DIR", cold)  # read when Numba is first imported
     report = run_bench(algorithms, cases, repeats=repeats, threads=args.threads, progress=print)
-    for path in write_outputs(report, Path(args.out)):
-        print(f"wrote {path}")
+    if args.out is None:
+        print(markdown(report))
+    else:
+        for path in write_outputs(report, Path(args.out)):
+            print(f"wrote {path}")
     print(f"{report['seconds']:.0f} s")
     return 0

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "version_line"]
 
 Subparsers = Any  # argparse's _SubParsersAction is private
 
@@ -144,11 +144,47 @@ def _add_bench(subparsers: Subparsers) -> None:
 _SUBCOMMANDS: tuple[Callable[[Subparsers], None], ...] = (_add_demo, _add_bench)
 
 
+def version_line() -> str:
+    """``polyoptim --version``'s line: the version, torch's, and whether the fused CPU kernel
+    (the CPU default) is on, e.g. ``polyoptim 0.1.0 (torch 2.13.0+cpu; fused CPU kernel: on,
+    Numba 0.68.1)``."""
+    from importlib import metadata
+
+    import torch
+
+    from polyoptim import __version__
+    from polyoptim.kernels import compiler
+
+    if compiler.available():
+        fused = f"on, Numba {metadata.version('numba')}"
+    elif compiler._numba_ok():
+        fused = "off (POLYOPTIM_FUSED=0)"
+    else:
+        fused = "off (Numba is not installed)"
+    return f"polyoptim {__version__} (torch {torch.__version__}; fused CPU kernel: {fused})"
+
+
+class _VersionAction(argparse.Action):
+    """Like argparse's ``version`` action, but the line is computed only when asked for."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        print(version_line())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every subcommand registered."""
     parser = argparse.ArgumentParser(
         prog="polyoptim",
         description="polyoptim: PyTorch-compatible optimizers over one engine.",
+    )
+    parser.add_argument(
+        "--version",
+        action=_VersionAction,
+        help="print the version, torch's, and whether the fused CPU kernel is on",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in _SUBCOMMANDS:

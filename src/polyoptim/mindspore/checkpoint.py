@@ -169,6 +169,17 @@ def save_checkpoint(
         choice_func: ``choice_func(name)`` keeps an entry when true.
         crc_check: append MindSpore's CRC32 footer.
         format: ``"ckpt"`` only.
+
+    Example:
+        >>> import os, tempfile, torch
+        >>> from polyoptim import mindspore as nn
+        >>> model = torch.nn.Linear(3, 2)
+        >>> opt = nn.Momentum(model.named_parameters(), learning_rate=0.1, momentum=0.9)
+        >>> model(torch.ones(1, 3)).sum().backward(); _ = opt.step()
+        >>> path = os.path.join(tempfile.mkdtemp(), "opt.ckpt")
+        >>> nn.save_checkpoint(opt, path)
+        >>> print(*sorted(nn.load_checkpoint(path)))     # MindSpore's names
+        bias global_step learning_rate moments.bias moments.weight momentum weight
     """
     if enc_key is not None:
         raise NotImplementedError("encrypted MindSpore checkpoints (enc_key) are not supported")
@@ -244,6 +255,14 @@ def load_checkpoint(
     Raises:
         ValueError: a missing, malformed, truncated or CRC-failing file
             (:class:`~polyoptim.interop.mindspore_ckpt.CheckpointError`); ``net`` is unchanged.
+
+    Example:
+        >>> import os, tempfile, torch
+        >>> from polyoptim import mindspore as nn
+        >>> path = os.path.join(tempfile.mkdtemp(), "net.ckpt")
+        >>> nn.save_checkpoint({"w": torch.ones(2, dtype=torch.float16)}, path)
+        >>> nn.load_checkpoint(path)
+        {'w': tensor([1., 1.], dtype=torch.float16)}
     """
     if dec_key is not None:
         raise NotImplementedError("encrypted MindSpore checkpoints (dec_key) are not supported")
@@ -320,6 +339,21 @@ def load_param_into_net(
     Returns:
         ``(param_not_load, ckpt_not_load)``: the names ``net`` has that the dict lacks, and the
         dict's names ``net`` does not use.
+
+    Example:
+        >>> import os, tempfile, torch
+        >>> from polyoptim import mindspore as nn
+        >>> model = torch.nn.Linear(3, 2)
+        >>> opt = nn.Momentum(model.named_parameters(), learning_rate=0.1, momentum=0.9)
+        >>> model(torch.ones(1, 3)).sum().backward(); _ = opt.step()
+        >>> path = os.path.join(tempfile.mkdtemp(), "opt.ckpt")
+        >>> nn.save_checkpoint(opt, path)
+        >>> resumed = torch.nn.Linear(3, 2)
+        >>> opt2 = nn.Momentum(resumed.named_parameters(), learning_rate=0.1, momentum=0.9)
+        >>> nn.load_param_into_net(opt2, nn.load_checkpoint(path))
+        ([], [])
+        >>> torch.equal(resumed.weight, model.weight), int(opt2.global_step)
+        (True, 1)
     """
     if not isinstance(parameter_dict, dict):
         raise TypeError(

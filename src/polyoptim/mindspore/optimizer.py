@@ -47,6 +47,21 @@ class ParameterTuple(tuple):
     ``"<prefix>.<name>"``, as user optimizers do for their state::
 
         self.moments = self.parameters.clone(prefix="moments", init="zeros")
+
+    Args:
+        params: the tensors.
+        names: one name per tensor.
+
+    Example:
+        >>> import torch
+        >>> from polyoptim import mindspore as nn
+        >>> model = torch.nn.Linear(3, 2)
+        >>> opt = nn.Momentum(model.named_parameters(), learning_rate=0.1, momentum=0.9)
+        >>> opt.parameters.names
+        ('weight', 'bias')
+        >>> moments = opt.parameters.clone(prefix="m", init="zeros")
+        >>> moments.names, tuple(moments[0].shape)
+        (('m.weight', 'm.bias'), (2, 3))
     """
 
     names: tuple[str, ...]

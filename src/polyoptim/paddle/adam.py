@@ -154,8 +154,14 @@ class AdamW(Optimizer):
     r"""AdamW: Adam with decoupled weight decay, applied first with the raw learning rate.
 
     .. math::
-        p \leftarrow p\,(1 - \gamma\,\rho\,\lambda) \quad\text{then the Adam step with }
-        \gamma\rho
+        \begin{aligned}
+        & p \leftarrow p\,(1 - \gamma\rho\lambda), \qquad
+          m \leftarrow \beta_1 m + (1-\beta_1) g, \qquad
+          v \leftarrow \beta_2 v + (1-\beta_2) g^2 \\
+        & \hat v \leftarrow \max(\hat v, v) \text{ (amsgrad) else } v, \qquad
+          p \leftarrow p - \frac{\gamma\rho\sqrt{1-\beta_2^t}}{1-\beta_1^t} \cdot
+          \frac{m}{\sqrt{\hat v} + \epsilon\sqrt{1-\beta_2^t}}
+        \end{aligned}
 
     where :math:`\rho` = ``lr_ratio(param)`` (default 1) and :math:`\lambda` = ``weight_decay``
     (0 for tensors whose name ``apply_decay_param_fun`` rejects). A ``ParamAttr`` regularizer
@@ -163,7 +169,8 @@ class AdamW(Optimizer):
 
     Args:
         learning_rate: a float or an ``LRScheduler`` (default 0.001).
-        beta1, beta2, epsilon: as :class:`Adam`.
+        beta1, beta2: floats in [0, 1) or one-element Tensors (defaults 0.9, 0.999).
+        epsilon: :math:`\epsilon` (float or one-element Tensor, default 1e-8).
         parameters: tensors, ``(name, tensor)`` pairs, or group dicts.
         weight_decay: :math:`\lambda`, a float or a one-element Tensor (default 0.01).
         use_lowprecision_moment: accepted for compatibility (state follows the master dtype).
@@ -272,7 +279,9 @@ class Adamax(Optimizer):
 
     Args:
         learning_rate: a float or an ``LRScheduler`` (default 0.001).
-        beta1, beta2, epsilon: as :class:`Adam`.
+        beta1, beta2: :math:`\beta_1, \beta_2`, floats in [0, 1) or one-element Tensors
+            (defaults 0.9, 0.999).
+        epsilon: :math:`\epsilon` (float or one-element Tensor, default 1e-8).
         parameters: tensors, ``(name, tensor)`` pairs, or group dicts.
         weight_decay: a float (``L2Decay``), ``L1Decay``/``L2Decay``, or None.
         grad_clip: a ``ClipGradBy*`` strategy or None.
