@@ -259,7 +259,7 @@ def load_checkpoint(
     try:
         loaded = read_checkpoint(path, crc_check=crc_check)
     except CheckpointError as exc:
-        raise CheckpointError(
+        raise type(exc)(
             f"Failed to read the checkpoint file {os.path.basename(path)}: {exc}"
         ) from None
     out = {}
