@@ -10,7 +10,7 @@ exactly what checkpoint pickles use (protocols 2 to 5, as :mod:`pickle` writes t
 every cost linear in the file:
 
 * **No code runs.** Globals resolve to tokens from a fixed table (numpy's array, scalar and dtype
-  reconstructors, ``_codecs.encode``, plain containers, and Paddle's ``eval('data', {'data':
+  reconstructors, ``_codecs.encode``, plain containers, ``bytes()``, and Paddle's ``eval('data', {'data':
   array})`` DenseTensor form); a token is interpreted here, never called. Anything else --
   ``os.system``, classes to instantiate (``NEWOBJ``, ``INST``), persistent ids, the extension
   registry, object arrays -- raises :class:`~.errors.UnsafeCheckpointError`.
@@ -124,11 +124,13 @@ def resolve_global(module: str, name: str) -> str:
     """
     if module in _NUMPY_CORE and name in ("_reconstruct", "scalar"):
         return "reconstruct" if name == "_reconstruct" else "scalar"
+    if module in ("numpy.core.numeric", "numpy._core.numeric") and name == "_frombuffer":
+        return "frombuffer"
     if module == "numpy" and name in ("ndarray", "dtype"):
         return name
     if module == "_codecs" and name == "encode":
         return "encode"
-    if module in _BUILTINS and (name in _CONTAINERS and name != "OrderedDict" or name == "eval"):
+    if module in _BUILTINS and name in ("tuple", "list", "dict", "set", "frozenset", "eval", "bytes"):
         return name
     if module == "collections" and name == "OrderedDict":
         return name
@@ -370,8 +372,14 @@ class _Machine:
             return self._dtype(args)
         if kind == "scalar":
             return self._scalar(args)
+        if kind == "frombuffer":
+            return self._frombuffer(args)
         if kind == "encode":
             return self._encode(args)
+        if kind == "bytes":  # protocols 2 and 3 write b"" as bytes()
+            if args:
+                raise self.unsafe("refusing builtins.bytes(...) other than bytes()")
+            return b""
         if kind == "eval":
             if (
                 len(args) < 2
@@ -416,14 +424,22 @@ class _Machine:
         if type(state) is not tuple or len(state) != 4:
             raise self.fail("an array's state is not (version, shape, dtype, fortran, bytes)")
         shape, dtype, fortran, raw = state
+        if fortran not in (0, 1) or type(fortran) not in (bool, int):
+            raise self.fail("an array's order flag is not a bool")
+        spec.array = self._array(shape, dtype, "F" if fortran else "C", raw, native=True)
+        return spec.array
+
+    def _array(
+        self, shape: Any, dtype: Any, order: str, raw: Any, axes: Any = None, native: bool = False
+    ) -> np.ndarray:
+        """An array that owns a copy of exactly ``raw``: ``prod(shape) * itemsize`` bytes
+        (``native``: in native byte order, as numpy's ``__setstate__`` makes it)."""
         if type(shape) is not tuple or any(type(d) is not int or d < 0 for d in shape):
             raise self.fail("an array's shape is not a tuple of non-negative ints")
         if len(shape) > MAX_DIMS:
             raise self.fail(f"an array has {len(shape)} dimensions (at most {MAX_DIMS})")
         if not isinstance(dtype, np.dtype):
             raise self.fail("an array's dtype is not a numpy dtype")
-        if fortran not in (0, 1) or type(fortran) not in (bool, int):
-            raise self.fail("an array's order flag is not a bool")
         raw = self._bytes(raw, "an array's data")
         count = math.prod(shape)
         if math.prod(d for d in shape if d) * dtype.itemsize > _MAX_ELEMENTS:
@@ -440,8 +456,23 @@ class _Machine:
         flat = np.frombuffer(raw, dtype=dtype, count=count)
         if dtype.kind == "b" and count and int(flat.view(np.uint8).max()) > 1:
             raise self.fail("a bool array holds bytes other than 0 and 1")
-        spec.array = flat.reshape(shape, order="F" if fortran else "C").copy(order="K")
-        return spec.array
+        if axes is not None:  # numpy's order 'K': C order, then the axes permuted
+            if type(axes) not in (tuple, list) or sorted(axes) != list(range(len(shape))):
+                raise self.fail("an array's axis order is not a permutation of its axes")
+            return flat.reshape(shape).copy().transpose(axes)
+        shaped = flat.reshape(shape, order=order)
+        if native and not dtype.isnative:
+            return shaped.astype(dtype.newbyteorder("="), order="K")
+        return shaped.copy(order="K")
+
+    def _frombuffer(self, args: tuple) -> np.ndarray:
+        """numpy's ``_frombuffer(buffer, dtype, shape, order[, axis_order])`` (protocol 5)."""
+        if not 4 <= len(args) <= 5 or args[3] not in ("C", "F", "K"):
+            raise self.fail("_frombuffer takes (bytes, dtype, shape, 'C' | 'F' | 'K'[, axes])")
+        axes = args[4] if len(args) == 5 else None
+        if (args[3] == "K") != (axes is not None):
+            raise self.fail("_frombuffer: order 'K' comes with an axis order, and only it")
+        return self._array(args[2], args[1], args[3], args[0], axes)
 
     def build(self, state: Any) -> None:
         inst = self.top()
