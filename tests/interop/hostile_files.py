@@ -7,6 +7,8 @@ import os
 import pickle
 import struct
 
+from hypothesis import strategies as st
+
 GOLDEN = os.path.join(os.path.dirname(__file__), os.pardir, "golden")
 PADDLE_FILES = os.path.join(GOLDEN, "paddle", "checkpoints")
 MINDSPORE_FILES = os.path.join(GOLDEN, "mindspore", "checkpoints")
@@ -219,3 +221,25 @@ def value(tag: str | bytes, tensor_msg: bytes) -> bytes:
 def ckpt(*entries: tuple) -> bytes:
     """A checkpoint of ``(tag, dims, tensor_type, content)`` entries."""
     return b"".join(value(tag, tensor(dims, tt, content)) for tag, dims, tt, content in entries)
+
+
+# -- mutations of real files ----------------------------------------------------------------
+@st.composite
+def mutated(draw, files: dict[str, bytes]):
+    """A real file, then a few edits: bytes replaced, runs deleted or repeated, random bytes
+    inserted, a truncation."""
+    data = bytearray(files[draw(st.sampled_from(sorted(files)))])
+    for _ in range(draw(st.integers(1, 4))):
+        kind = draw(st.sampled_from(["set", "delete", "repeat", "insert", "truncate"]))
+        at = draw(st.integers(0, max(len(data) - 1, 0)))
+        if kind == "set" and data:
+            data[at] = draw(st.integers(0, 255))
+        elif kind == "delete":
+            del data[at : at + draw(st.integers(1, 16))]
+        elif kind == "repeat":
+            data[at:at] = data[at : at + draw(st.integers(1, 64))] * draw(st.integers(1, 8))
+        elif kind == "insert":
+            data[at:at] = draw(st.binary(min_size=1, max_size=12))
+        else:
+            del data[at:]
+    return bytes(data)

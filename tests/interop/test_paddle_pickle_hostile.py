@@ -293,27 +293,6 @@ _OPS = [  # a pickle vocabulary: every opcode the reader knows, with plausible a
 programs = st.lists(st.sampled_from(_OPS), max_size=60).map(lambda ops: H.pk(b"".join(ops)))
 
 
-@st.composite
-def mutated(draw, files: dict[str, bytes]):
-    """A real file, then a few edits: bytes replaced, runs deleted or repeated, random bytes
-    inserted, a truncation."""
-    data = bytearray(files[draw(st.sampled_from(sorted(files)))])
-    for _ in range(draw(st.integers(1, 4))):
-        kind = draw(st.sampled_from(["set", "delete", "repeat", "insert", "truncate"]))
-        at = draw(st.integers(0, max(len(data) - 1, 0)))
-        if kind == "set" and data:
-            data[at] = draw(st.integers(0, 255))
-        elif kind == "delete":
-            del data[at : at + draw(st.integers(1, 16))]
-        elif kind == "repeat":
-            data[at:at] = data[at : at + draw(st.integers(1, 64))] * draw(st.integers(1, 8))
-        elif kind == "insert":
-            data[at:at] = draw(st.binary(min_size=1, max_size=12))
-        else:
-            del data[at:]
-    return bytes(data)
-
-
 def check(data: bytes) -> None:
     for read in (lambda: P.load(io.BytesIO(data)), lambda: pp.loads(data)):
         read_within_bounds(read, len(data), "fuzz")
@@ -332,9 +311,9 @@ def _fuzz(strategy, examples: int):
     return run
 
 
-test_mutated_real_files = _fuzz(mutated(REAL), 120)
+test_mutated_real_files = _fuzz(H.mutated(REAL), 120)
 test_random_pickle_programs = _fuzz(programs, 200)
-test_mutated_real_files_long = pytest.mark.slow(_fuzz(mutated(REAL), 4000))
+test_mutated_real_files_long = pytest.mark.slow(_fuzz(H.mutated(REAL), 4000))
 test_random_pickle_programs_long = pytest.mark.slow(_fuzz(programs, 6000))
 
 

@@ -119,17 +119,18 @@ def _varint(buf: memoryview, pos: int, end: int, what: str) -> tuple[int, int]:
 
 
 def _fields(buf: memoryview, start: int, end: int, what: str):
-    """Yield ``(field number, wire type, value)``; value is an int (varint/fixed) or a
-    ``(start, end)`` slice for length-delimited fields."""
+    """Yield ``(field number, wire type, value, offset)``; value is an int (varint/fixed) or a
+    ``(start, end)`` slice for length-delimited fields, offset where the field starts."""
     pos = start
     while pos < end:
+        at = pos
         key, pos = _varint(buf, pos, end, what)
         number, wire = key >> 3, key & 7
         if number == 0:
             raise CheckpointFormatError(f"invalid field number 0 in {what} at byte {pos}")
         if wire == 0:
             value, pos = _varint(buf, pos, end, what)
-            yield number, wire, value
+            yield number, wire, value, at
         elif wire == 2:
             length, pos = _varint(buf, pos, end, what)
             if length > end - pos:
@@ -137,13 +138,13 @@ def _fields(buf: memoryview, start: int, end: int, what: str):
                     f"truncated {what}: a field of {length} bytes at byte {pos} runs past "
                     f"the end ({end - pos} bytes left)"
                 )
-            yield number, wire, (pos, pos + length)
+            yield number, wire, (pos, pos + length), at
             pos += length
         elif wire in (1, 5):
             size = 8 if wire == 1 else 4
             if size > end - pos:
                 raise CheckpointFormatError(f"truncated fixed-width field in {what} at byte {pos}")
-            yield number, wire, int.from_bytes(buf[pos : pos + size], "little")
+            yield number, wire, int.from_bytes(buf[pos : pos + size], "little"), at
             pos += size
         else:
             raise CheckpointFormatError(f"unsupported protobuf wire type {wire} in {what} at byte {pos}")
@@ -162,7 +163,7 @@ def _tensor_proto(buf: memoryview, start: int, end: int, tag: str):
     dims: list[int] = []
     tensor_type = None
     content = None
-    for number, wire, value in _fields(buf, start, end, f"tensor {tag!r}"):
+    for number, wire, value, at in _fields(buf, start, end, f"tensor {tag!r}"):
         if number == 1 and wire == 0:
             dims.append(value - (1 << 64) if value >= 1 << 63 else value)
         elif number == 1 and wire == 2:  # packed dims (protobuf parsers accept both)
@@ -175,7 +176,9 @@ def _tensor_proto(buf: memoryview, start: int, end: int, tag: str):
         elif number == 3 and wire == 2:
             content = bytes(buf[value[0] : value[1]])
         else:
-            raise CheckpointFormatError(f"unexpected field {number} (wire type {wire}) in tensor {tag!r}")
+            raise CheckpointFormatError(
+                f"unexpected field {number} (wire type {wire}) in tensor {tag!r} at byte {at}"
+            )
         if len(dims) > MAX_DIMS:
             raise CheckpointFormatError(
                 f"tensor {tag!r} has more than {MAX_DIMS} dimensions (at byte {start})"
@@ -193,24 +196,27 @@ def _tensor_proto(buf: memoryview, start: int, end: int, tag: str):
 
 def _values(buf: memoryview, end: int):
     """Yield ``(tag, offset, dims, tensor_type, content)`` for every Value in file order."""
-    for number, wire, value in _fields(buf, 0, end, "checkpoint"):
+    for number, wire, value, at in _fields(buf, 0, end, "checkpoint"):
         if number != 1 or wire != 2:
             raise CheckpointFormatError(
-                f"not a MindSpore checkpoint: field {number} (wire type {wire}) at top level"
+                f"not a MindSpore checkpoint: field {number} (wire type {wire}) at top level "
+                f"at byte {at}"
             )
         tag = None
         tensor = None
-        for vnum, vwire, vval in _fields(buf, value[0], value[1], "value"):
+        for vnum, vwire, vval, vat in _fields(buf, value[0], value[1], "value"):
             if vnum == 1 and vwire == 2:
                 tag = _text(buf, vval, "a tag")
             elif vnum == 2 and vwire == 2:
                 tensor = vval
             elif vnum == 3:
                 raise CheckpointFormatError(
-                    f"value {tag!r} is a MapTensor, which polyoptim does not read"
+                    f"value {tag!r} is a MapTensor, which polyoptim does not read (at byte {vat})"
                 )
             else:
-                raise CheckpointFormatError(f"unexpected field {vnum} (wire type {vwire}) in a value")
+                raise CheckpointFormatError(
+                    f"unexpected field {vnum} (wire type {vwire}) in a value at byte {vat}"
+                )
         if tag is None or tensor is None:
             raise CheckpointFormatError(f"a value at byte {value[0]} lacks its tag or its tensor")
         yield (tag, tensor[0], *_tensor_proto(buf, tensor[0], tensor[1], tag))
@@ -220,7 +226,9 @@ def _split_footer(data: bytes, crc_check: bool) -> bytes:
     has_footer = len(data) >= _CRC_FOOTER and data[-_CRC_FOOTER:-10] == CRC_MARKER
     if not has_footer:
         if crc_check:
-            raise CheckpointFormatError("crc_check=True but the file has no CRC footer")
+            raise CheckpointFormatError(
+                f"crc_check=True but the file has no CRC footer (its last {_CRC_FOOTER} bytes)"
+            )
         return data
     body = data[:-_CRC_FOOTER]
     if crc_check:
@@ -228,7 +236,8 @@ def _split_footer(data: bytes, crc_check: bool) -> bytes:
         actual = binascii.crc32(body)
         if stored != actual:
             raise CheckpointFormatError(
-                f"CRC mismatch: the footer says {stored:#010x}, the content gives {actual:#010x}"
+                f"CRC mismatch: the footer (at byte {len(body)}) says {stored:#010x}, the "
+                f"content gives {actual:#010x}"
             )
     return body
 
