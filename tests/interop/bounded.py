@@ -85,7 +85,9 @@ def read_within_bounds(
     return Outcome(value, error, elapsed, peak)
 
 
-def refused(read: Callable[[], Any], size: int, label: str = "", **kw: Any) -> CheckpointFormatError:
+def refused(
+    read: Callable[[], Any], size: int, label: str = "", **kw: Any
+) -> CheckpointFormatError:
     """:func:`read_within_bounds`, and the read must be refused."""
     out = read_within_bounds(read, size, label, **kw)
     assert out.error is not None, f"{label}: the hostile file was accepted"

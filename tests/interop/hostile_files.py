@@ -89,7 +89,13 @@ def array_ops(shape: tuple, dtype: bytes, raw: bytes, fortran: bool = False) -> 
         + b(b"b")
         + pickle.TUPLE3
         + pickle.REDUCE
-        + tup(i(1), tup(*(i(d) for d in shape)), dtype, pickle.NEWTRUE if fortran else pickle.NEWFALSE, b(raw))
+        + tup(
+            i(1),
+            tup(*(i(d) for d in shape)),
+            dtype,
+            pickle.NEWTRUE if fortran else pickle.NEWFALSE,
+            b(raw),
+        )
         + pickle.BUILD
     )
 
@@ -98,12 +104,17 @@ def call(func: bytes, *args: bytes) -> bytes:
     return func + tup(*args) + pickle.REDUCE
 
 
-def dag(levels: int) -> bytes:
-    """``a = []; a = [a, a]`` ``levels`` times: tiny file, 2**levels paths."""
-    body = pickle.EMPTY_LIST + pickle.MEMOIZE  # memo 0: level 0
+def dag_ops(levels: int) -> bytes:
+    """Ops pushing ``a`` after ``a = []; a = [a, a]`` ``levels`` times: 2**levels paths."""
+    body = pickle.EMPTY_LIST + pickle.MEMOIZE + pickle.POP  # memo 0: level 0
     for k in range(levels):  # memo k + 1: [level k, level k]
-        body += pickle.EMPTY_LIST + pickle.MARK + get(k) + get(k) + pickle.APPENDS + pickle.MEMOIZE
-    return pk(body)
+        body += pickle.EMPTY_LIST + pickle.MARK + get(k) + get(k) + pickle.APPENDS
+        body += pickle.MEMOIZE + pickle.POP
+    return body + get(levels)
+
+
+def dag(levels: int) -> bytes:
+    return pk(dag_ops(levels))
 
 
 def nested_lists(depth: int) -> bytes:
@@ -116,7 +127,9 @@ def self_list() -> bytes:
 
 def deep_tuple_key(depth: int) -> bytes:
     """A dict keyed by a tuple nested ``depth`` deep: hashing it recurses in C."""
-    return pk(pickle.EMPTY_DICT + pickle.NONE + pickle.TUPLE1 * depth + pickle.NONE + pickle.SETITEM)
+    return pk(
+        pickle.EMPTY_DICT + pickle.NONE + pickle.TUPLE1 * depth + pickle.NONE + pickle.SETITEM
+    )
 
 
 def colliding_keys(n: int) -> bytes:
@@ -188,7 +201,10 @@ def split_amplified(size: int, copies: int) -> bytes:
 
 def bool_array(raw: bytes) -> bytes:
     return pk(
-        pickle.EMPTY_DICT + u("w") + array_ops((len(raw),), dtype_ops("b1", "|"), raw) + pickle.SETITEM
+        pickle.EMPTY_DICT
+        + u("w")
+        + array_ops((len(raw),), dtype_ops("b1", "|"), raw)
+        + pickle.SETITEM
     )
 
 

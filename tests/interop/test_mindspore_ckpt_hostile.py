@@ -16,7 +16,7 @@ import hostile_files as H
 import numpy as np
 import pytest
 import torch
-from bounded import read_within_bounds, refused
+from bounded import read_within_bounds
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -103,11 +103,16 @@ def test_varint_of_2_64_or_more() -> None:
         (b"\x0a\x85", "truncated varint"),
         (b"\x0a" + b"\xff" * 11, "longer than 10 bytes"),
         # a tensor that claims more bytes than its value holds (the file has them)
-        (H.field(1, H.field(1, b"w") + b"\x12\x20" + H.tensor([2], "Float32", b"\0" * 8))
-         + b"\0" * 64, "runs past the end"),
+        (
+            H.field(1, H.field(1, b"w") + b"\x12\x20" + H.tensor([2], "Float32", b"\0" * 8))
+            + b"\0" * 64,
+            "runs past the end",
+        ),
         (H.field(1, H.field(1, b"w") + H.field(2, b"\x08\x02\x1a")), "truncated"),
-        (H.field(1, H.field(1, b"\xff\xfe") + H.field(2, H.tensor([], "Float32", b"\0" * 4))),
-         "not valid UTF-8"),
+        (
+            H.field(1, H.field(1, b"\xff\xfe") + H.field(2, H.tensor([], "Float32", b"\0" * 4))),
+            "not valid UTF-8",
+        ),
         (H.ckpt(("w", [1], b"Float\xff", b"\0" * 4)), "not valid UTF-8"),
         (H.ckpt(("w", [1], "Complex64", b"\0" * 8)), "unsupported tensor_type"),
         (H.ckpt(("w", [2], "Float32", b"\0" * 8), ("w", [3], "Float32", b"\0" * 12)), "disagree"),
@@ -143,7 +148,9 @@ def protobuf(draw):
             )
         )
         tt = draw(st.sampled_from(_TYPES))
-        size = draw(st.integers(0, 4)) * (int(np.prod(dims)) if all(0 <= d < 5 for d in dims) else 1)
+        size = draw(st.integers(0, 4)) * (
+            int(np.prod(dims)) if all(0 <= d < 5 for d in dims) else 1
+        )
         content = draw(st.binary(min_size=size, max_size=size)) if size < 512 else b"\0" * size
         tag = draw(st.text(max_size=4).map(str.encode) | st.binary(max_size=3))
         msg = H.value(tag, H.tensor(dims, tt, content))
@@ -162,7 +169,7 @@ def protobuf(draw):
 
 def check(data: bytes) -> None:
     for crc in (False, True):
-        read_within_bounds(lambda: ckpt.decode(data, crc_check=crc), len(data), "fuzz")
+        read_within_bounds(lambda c=crc: ckpt.decode(data, crc_check=c), len(data), "fuzz")
     read_file(data, "fuzz")
 
 
@@ -189,7 +196,7 @@ test_random_protobuf_long = pytest.mark.slow(_fuzz(protobuf(), 4000))
 def test_every_truncation_of_a_real_file(name: str) -> None:
     data = REAL[name]
     for n in range(len(data)):
-        read_within_bounds(lambda: ckpt.decode(data[:n]), n, f"{name}[:{n}]")
+        read_within_bounds(lambda n=n: ckpt.decode(data[:n]), n, f"{name}[:{n}]")
 
 
 def test_real_files_read_within_bounds() -> None:

@@ -227,12 +227,14 @@ _ATOMS = (
 _KEYS = st.text(max_size=6) | st.integers(-(2**40), 2**40)
 _VALUES = st.recursive(
     _ATOMS,
-    lambda inner: st.lists(inner, max_size=4)
-    | st.lists(inner, max_size=4).map(tuple)
-    | st.dictionaries(_KEYS, inner, max_size=4)
-    | st.dictionaries(_KEYS, inner, max_size=4).map(OrderedDict)
-    | st.frozensets(_KEYS, max_size=4)
-    | st.sets(_KEYS, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.lists(inner, max_size=4).map(tuple)
+        | st.dictionaries(_KEYS, inner, max_size=4)
+        | st.dictionaries(_KEYS, inner, max_size=4).map(OrderedDict)
+        | st.frozensets(_KEYS, max_size=4)
+        | st.sets(_KEYS, max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -280,7 +282,7 @@ _OPS = [  # a pickle vocabulary: every opcode the reader knows, with plausible a
     b"\x8f", b"\x90", b"\x91", b"0", b"1", b"2", b"N", b"\x88", b"\x89", b"\x94", b"R", b"b",
     b"\x81", b"\x93", b"h\x00", b"h\x01", b"h\x02", b"j\x03\x00\x00\x00", b"q\x00", b"q\x01",
     b"K\x00", b"K\x02", b"J\xff\xff\xff\xff", b"\x8a\x09\x00\x00\x00\x00\x00\x00\x00\x00\x01",
-    b"G\x7f\xf0\x00\x00\x00\x00\x00\x00", b"C\x04\x00\x00\x80?", b"C\x01\x07", b"X\x02\x00\x00\x00f4",
+    b"G\x7f\xf0\x00\x00\x00\x00\x00\x00", b"C\x04\x00\x00\x80?", b"C\x01\x07", H.u("f4"),
     H.u("data"), H.u("latin1"), H.u("|"), H.u("<"), H.u("U3"), H.u("O8"),
     H.glob("numpy._core.multiarray", "_reconstruct"), H.glob("numpy", "ndarray"),
     H.glob("numpy", "dtype"), H.glob("numpy.core.multiarray", "scalar"),
@@ -321,12 +323,12 @@ test_random_pickle_programs_long = pytest.mark.slow(_fuzz(programs, 6000))
 def test_every_truncation_of_a_real_file(name: str) -> None:
     data = REAL[name]
     for n in range(len(data)):
-        out = read_within_bounds(lambda: pp.loads(data[:n]), n, f"{name}[:{n}]")
+        out = read_within_bounds(lambda n=n: pp.loads(data[:n]), n, f"{name}[:{n}]")
         assert out.error is not None  # a prefix never ends in STOP by luck: they all refuse
 
 
 def test_real_files_read_within_bounds() -> None:
-    """(What they read as is compared with paddle.load in tests/paddle/test_paddle_checkpoint.py.)"""
+    """(What they read is compared with paddle.load's in tests/paddle/test_paddle_checkpoint.py.)"""
     for name, data in REAL.items():
-        out = read_within_bounds(lambda: P.load(io.BytesIO(data)), len(data), name)
+        out = read_within_bounds(lambda d=data: P.load(io.BytesIO(d)), len(data), name)
         assert (out.error is None) == (name not in ("malicious.pdopt", "truncated.pdopt"))

@@ -100,6 +100,7 @@ MAX_DIMS = 32
 """Tensors with more dimensions are refused (numpy and torch allow 64)."""
 _MAX_BYTES = 2**62  # numpy's and torch's sizes are signed 64-bit
 
+
 # -- wire format -------------------------------------------------------------------------------
 def _varint(buf: memoryview, pos: int, end: int, what: str) -> tuple[int, int]:
     result = shift = 0
@@ -147,7 +148,9 @@ def _fields(buf: memoryview, start: int, end: int, what: str):
             yield number, wire, int.from_bytes(buf[pos : pos + size], "little"), at
             pos += size
         else:
-            raise CheckpointFormatError(f"unsupported protobuf wire type {wire} in {what} at byte {pos}")
+            raise CheckpointFormatError(
+                f"unsupported protobuf wire type {wire} in {what} at byte {pos}"
+            )
 
 
 def _text(buf: memoryview, span: tuple[int, int], what: str) -> str:

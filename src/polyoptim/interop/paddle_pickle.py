@@ -83,7 +83,9 @@ def loads(data: bytes, *, source: str = "<bytes>") -> Any:
     """
     proto = _protocol(data)
     if proto is None or not 2 <= proto <= 5:
-        what = "not a pickle of protocol 2 or later" if proto is None else f"pickle protocol {proto}"
+        what = (
+            "not a pickle of protocol 2 or later" if proto is None else f"pickle protocol {proto}"
+        )
         raise CheckpointFormatError(
             f"cannot parse {source}: {what} (Paddle checkpoints are pickles of protocol 2 to 4)"
         )

@@ -9,11 +9,11 @@ uninitialised memory. :func:`unpickle` is instead a small pickle machine of its 
 exactly what checkpoint pickles use (protocols 2 to 5, as :mod:`pickle` writes them) and keeps
 every cost linear in the file:
 
-* **No code runs.** Globals resolve to tokens from a fixed table (numpy's array, scalar and dtype
-  reconstructors, ``_codecs.encode``, plain containers, ``bytes()``, and Paddle's ``eval('data', {'data':
-  array})`` DenseTensor form); a token is interpreted here, never called. Anything else --
-  ``os.system``, classes to instantiate (``NEWOBJ``, ``INST``), persistent ids, the extension
-  registry, object arrays -- raises :class:`~.errors.UnsafeCheckpointError`.
+* **No code runs.** Globals resolve to tokens from a fixed table (numpy's array, scalar, dtype
+  and protocol-5 ``_frombuffer`` reconstructors, ``_codecs.encode``, plain containers,
+  ``bytes()``, and Paddle's ``eval('data', {'data': array})`` DenseTensor form); a token is
+  interpreted here, never called. Anything else -- ``os.system``, classes to instantiate
+  (``NEWOBJ``, ``INST``), persistent ids, the extension registry, object arrays -- raises :class:`~.errors.UnsafeCheckpointError`.
 * **Arrays come from their own bytes.** An array is built only as numpy pickles it
   (``_reconstruct`` then ``BUILD`` with the shape, dtype and raw bytes): its bytes must be exactly
   ``prod(shape) * itemsize``, so it is always C or Fortran contiguous, never a view with zero or
@@ -130,7 +130,15 @@ def resolve_global(module: str, name: str) -> str:
         return name
     if module == "_codecs" and name == "encode":
         return "encode"
-    if module in _BUILTINS and name in ("tuple", "list", "dict", "set", "frozenset", "eval", "bytes"):
+    if module in _BUILTINS and name in (
+        "tuple",
+        "list",
+        "dict",
+        "set",
+        "frozenset",
+        "eval",
+        "bytes",
+    ):
         return name
     if module == "collections" and name == "OrderedDict":
         return name
@@ -250,9 +258,7 @@ class _Machine:
         if type(k) is int and -_SAFE_INT < k < _SAFE_INT:
             return k
         what = "an int of 2**61 or more" if type(k) is int else f"a {type(k).__name__}"
-        raise self.fail(
-            f"a dict key or set element is {what}; checkpoints key by str or small int"
-        )
+        raise self.fail(f"a dict key or set element is {what}; checkpoints key by str or small int")
 
     def setitems(self, target: Any, items: list[Any]) -> None:
         if not isinstance(target, dict):
@@ -805,8 +811,10 @@ def check_structure(root: Any, source: str, max_depth: int = MAX_DEPTH) -> None:
             if cid in on_path:
                 raise fail("a container holds itself (a cycle)", [*path, label])
             done = height.get(cid)
-            if done is None and len(frames) + 1 > max_depth or (
-                done is not None and len(frames) + done > max_depth
+            if (
+                done is None
+                and len(frames) + 1 > max_depth
+                or (done is not None and len(frames) + done > max_depth)
             ):
                 raise fail(f"containers nested deeper than {max_depth}", [*path, label])
             if done is not None:
