@@ -13,7 +13,8 @@ every cost linear in the file:
   and protocol-5 ``_frombuffer`` reconstructors, ``_codecs.encode``, plain containers,
   ``bytes()``, and Paddle's ``eval('data', {'data': array})`` DenseTensor form); a token is
   interpreted here, never called. Anything else -- ``os.system``, classes to instantiate
-  (``NEWOBJ``, ``INST``), persistent ids, the extension registry, object arrays -- raises :class:`~.errors.UnsafeCheckpointError`.
+  (``NEWOBJ``, ``INST``), persistent ids, the extension registry, object arrays -- raises
+  :class:`~.errors.UnsafeCheckpointError`.
 * **Arrays come from their own bytes.** An array is built only as numpy pickles it
   (``_reconstruct`` then ``BUILD`` with the shape, dtype and raw bytes): its bytes must be exactly
   ``prod(shape) * itemsize``, so it is always C or Fortran contiguous, never a view with zero or
