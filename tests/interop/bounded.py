@@ -26,8 +26,8 @@ from typing import Any
 
 from polyoptim.interop.errors import CheckpointFormatError
 
-TIME_BASE = 3.0
-TIME_PER_BYTE = 30e-6
+TIME_BASE = 5.0
+TIME_PER_BYTE = 40e-6
 MEM_BASE = 2 * 2**20
 MEM_PER_BYTE = 160
 
