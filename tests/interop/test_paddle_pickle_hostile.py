@@ -332,3 +332,100 @@ def test_real_files_read_within_bounds() -> None:
     for name, data in REAL.items():
         out = read_within_bounds(lambda d=data: P.load(io.BytesIO(d)), len(data), name)
         assert (out.error is None) == (name not in ("malicious.pdopt", "truncated.pdopt"))
+
+
+# -- code execution: classic payloads, none of which may run ----------------------------------
+class _Reduce:
+    def __init__(self, func, args, state=None):
+        self.func, self.args, self.state = func, args, state
+
+    def __reduce__(self):
+        return (self.func, self.args) if self.state is None else (self.func, self.args, self.state)
+
+
+def _classic_payloads() -> dict[str, bytes]:
+    import builtins
+    import copyreg
+    import subprocess as sp
+
+    out = {}
+    for name, (func, args) in {
+        "os.system": (os.system, ("true",)),
+        "os.popen": (os.popen, ("true",)),
+        "subprocess.Popen": (sp.Popen, (["true"],)),
+        "subprocess.call": (sp.call, (["true"],)),
+        "eval": (builtins.eval, ("__import__('os').system('true')",)),
+        "exec": (builtins.exec, ("import os",)),
+        "__import__": (builtins.__import__, ("os",)),
+        "getattr": (builtins.getattr, ("abc", "upper")),
+        "open": (builtins.open, ("/etc/passwd",)),
+        "compile": (builtins.compile, ("1", "x", "eval")),
+        "copyreg": (copyreg._reconstructor, (object, object, None)),
+        "np.load": (np.load, ("/dev/null",)),
+        "np.fromfile": (np.fromfile, ("/dev/zero",)),
+        "pickle.loads": (pickle.loads, (b"N.",)),
+        "eval-data-string": (builtins.eval, ("data", {"data": "x"})),
+        "encode-other-codec": (__import__("codecs").encode, ("x", "rot13")),
+        "dtype-object": (np.dtype, ("O8",)),
+    }.items():
+        for proto in (2, 4):
+            out[f"{name}-p{proto}"] = pickle.dumps(_Reduce(func, args), protocol=proto)
+    # hand-assembled: opcodes that instantiate or import by other routes
+    out["INST"] = b"\x80\x02(X\x04\x00\x00\x00trueios\nsystem\n."
+    out["OBJ"] = b"\x80\x02(cos\nsystem\nX\x04\x00\x00\x00trueo."
+    out["NEWOBJ-OrderedDict"] = H.pk(H.glob("collections", "OrderedDict") + b")\x81")
+    out["EXT1"] = H.pk(b"\x82\x01")
+    out["PERSID"] = b"\x80\x02Pos.system\n."
+    out["BUILD-OrderedDict-__class__"] = H.pk(
+        H.glob("collections", "OrderedDict") + b")R" + b"}" + H.u("__class__") + b"Ns" + b"b"
+    )
+    out["BUILD-list"] = H.pk(b"]}b")
+    out["REDUCE-of-int"] = H.pk(H.i(3) + b")R")
+    out["REDUCE-of-list-token"] = H.pk(
+        H.glob("builtins", "list") + H.tup(H.glob("numpy", "ndarray")) + b"R"
+    )
+    out["eval-token-as-data"] = H.pk(b"]" + H.glob("builtins", "eval") + b"a")
+    out["frombuffer-object"] = H.pk(
+        H.call(H.glob("numpy._core.numeric", "_frombuffer"), H.b(b"\0" * 8), H.dtype_ops("O8"),
+               H.tup(H.i(1)), H.u("C"))
+    )  # fmt: skip
+    return out
+
+
+CLASSIC = _classic_payloads()
+
+
+@pytest.fixture
+def nothing_runs(monkeypatch):
+    """Every entry point the payloads aim at records its call instead of acting."""
+    import builtins
+    import subprocess as sp
+
+    calls: list[str] = []
+
+    def recorder(name):
+        return lambda *a, **k: calls.append(name)
+
+    for mod, attr in [(os, "system"), (os, "popen"), (sp, "Popen"), (sp, "call"),
+                      (np, "load"), (np, "fromfile")]:  # fmt: skip
+        monkeypatch.setattr(mod, attr, recorder(f"{mod.__name__}.{attr}"))
+    for attr in ("eval", "exec", "compile", "open", "__import__"):
+        original = getattr(builtins, attr)
+
+        def spy(*a, _name=attr, _orig=original, **k):
+            if _name == "__import__" or _name == "open":  # imports and opens happen legitimately
+                return _orig(*a, **k)
+            calls.append(_name)
+            return _orig(*a, **k)
+
+        monkeypatch.setattr(builtins, attr, spy)
+    yield calls
+    assert calls == [], f"ran: {calls}"
+
+
+@pytest.mark.parametrize("name", sorted(CLASSIC))
+def test_classic_payloads_run_nothing(name: str, nothing_runs) -> None:
+    data = CLASSIC[name]
+    for read in (lambda: P.load(io.BytesIO(data)), lambda: pp.loads(data)):
+        out = read_within_bounds(read, len(data), name)
+        assert out.error is not None, f"{name} was accepted"
