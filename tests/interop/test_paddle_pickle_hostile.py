@@ -169,6 +169,20 @@ def test_bool_arrays_hold_only_0_and_1() -> None:
         (H.pk(H.glob("builtins", "dict") + H.tup(H.tup(H.i(1))) + b"R"), "pairs"),
         (H.pk(H.glob("builtins", "list") + b"N\x85R"), "list() of a NoneType"),
         (H.pk(b"}" + H.tup() + b"Ns"), "a tuple"),
+        (
+            H.pk(
+                H.call(
+                    H.glob("numpy.core.multiarray", "scalar"), H.dtype_ops("b1", "|"), H.b(b"\x07")
+                )
+            ),
+            "bool scalar",
+        ),
+        (
+            H.pk(
+                H.call(H.glob("numpy.core.multiarray", "scalar"), H.dtype_ops("f4"), H.b(b"\0" * 3))
+            ),
+            "needs 4 bytes",
+        ),
     ],
     ids=lambda x: x if isinstance(x, str) else None,
 )

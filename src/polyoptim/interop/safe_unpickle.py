@@ -340,6 +340,8 @@ class _Machine:
             raise self.fail(
                 f"a {dtype.str} scalar needs {dtype.itemsize} bytes, the file gives {len(data)}"
             )
+        if dtype.kind == "b" and data[0] > 1:
+            raise self.fail("a bool scalar holds a byte other than 0 and 1")
         return np.frombuffer(data, dtype=dtype, count=1)[0]
 
     def _encode(self, args: tuple) -> bytes:
