@@ -278,7 +278,7 @@ def load_checkpoint(
     try:
         loaded = read_checkpoint(path, crc_check=crc_check)
     except CheckpointError as exc:
-        raise CheckpointError(
+        raise type(exc)(
             f"Failed to read the checkpoint file {os.path.basename(path)}: {exc}"
         ) from None
     out = {}
@@ -397,7 +397,11 @@ def _load_optimizer(
 
     step = int(plan["global_step"].reshape(-1)[0]) if "global_step" in plan else opt.global_step
     names = dict(zip(opt.parameters, opt.parameters.names))
-    with torch.no_grad():
+    # Settings first, under a snapshot: whatever raises (a value the optimizer refuses) puts
+    # them back and changes nothing else; the tensor copies, which cannot fail once the shapes
+    # are checked, come last.
+    saved = (opt.global_step, dict(opt.defaults), [dict(g) for g in opt.param_groups])
+    try:
         opt.global_step = step
         for group in opt.param_groups:
             name = group.get("lr_name", "learning_rate")
@@ -408,31 +412,47 @@ def _load_optimizer(
                     if isinstance(group["lr"], int | float)
                     else value.to(torch.float32).clone()
                 )
-        for p in opt.parameters:
-            if names[p] in plan:
-                p.copy_(plan[names[p]])
         for ms_name, key in opt._ckpt_hypers:
             if ms_name in plan:
                 opt._configure(**{key: f32(plan[ms_name].item())})
+        states = (
+            [(p, _new_state(opt, p, names[p], plan, step)) for p in opt.parameters]
+            if step > 0
+            else []
+        )
+    except BaseException:
+        opt.global_step = saved[0]
+        opt.defaults.clear()
+        opt.defaults.update(saved[1])
+        for group, before in zip(opt.param_groups, saved[2]):
+            group.clear()
+            group.update(before)
+        raise
+    with torch.no_grad():
+        for p in opt.parameters:
+            if names[p] in plan:
+                p.copy_(plan[names[p]])
         for tup in _user_tuples(opt):
             for n, t in zip(tup.names, tup):
                 if n in plan:
                     t.copy_(plan[n])
-        if step > 0:
-            for p in opt.parameters:
-                _restore_state(opt, p, names[p], plan, step)
+    for p, state in states:
+        if state is None:
+            opt.state.pop(p, None)
+        else:
+            opt.state[p] = state
     return missing, unused
 
 
-def _restore_state(
+def _new_state(
     opt: Optimizer, p: torch.Tensor, name: str, plan: dict[str, torch.Tensor], step: int
-) -> None:
+) -> dict[str, Any] | None:
+    """The state ``p`` gets from the checkpoint (None: no state), built without writing."""
     slots = {key: template.format(name) for template, key in opt._ckpt_slots}
     if "__stat__" in slots:  # SGD: stat 1 means the buffer was never filled
         stat = plan.get(slots["__stat__"])
         if stat is None or bool((stat != 0).all()):
-            opt.state.pop(p, None)
-            return
+            return None
     state = dict(opt.state.get(p) or opt._initial_state(p))
     for key, entry in slots.items():
         if entry in plan and key in state:
@@ -446,4 +466,4 @@ def _restore_state(
             )
     if "step" in state and all(g[1] != "step" for g in opt._ckpt_globals):
         state["step"] = torch.tensor(float(step), dtype=torch.float32)
-    opt.state[p] = state
+    return state

@@ -76,6 +76,20 @@ def _to_tensor(value: Any) -> torch.Tensor:
     raise TypeError(f"expected a Tensor or numpy array, got {type(value).__name__}")
 
 
+_NUMBERED = re.compile(r"(.*_)(\d+)", re.DOTALL)
+
+
+def _numbered_keys(sd: dict[str, Any]) -> dict[str, list[str]]:
+    """``{'name_': ['name_0', 'name_12', ...]}`` for the keys of ``sd`` ending in ``_<number>``:
+    one pass over the keys, however many parameters look them up."""
+    out: dict[str, list[str]] = {}
+    for key in sd:
+        match = _NUMBERED.fullmatch(key) if isinstance(key, str) else None
+        if match:
+            out.setdefault(match[1], []).append(key)
+    return out
+
+
 class Optimizer(EngineOptimizer):
     r"""Base class of the Paddle optimizers (``paddle.optimizer.Optimizer``).
 
@@ -644,12 +658,15 @@ class Optimizer(EngineOptimizer):
             sd["LR_Scheduler"] = self._learning_rate.state_dict()
         return sd
 
-    def _find_key(self, sd: dict[str, Any], owner: str, acc: Acc) -> str | None:
+    def _find_key(
+        self, sd: dict[str, Any], owner: str, acc: Acc, numbered: dict[str, list[str]]
+    ) -> str | None:
+        """``sd``'s key for ``acc`` of ``owner``: the exact one, else ``{name}_{any number}``
+        (looked up in ``numbered``, :func:`_numbered_keys` of ``sd``)."""
         exact = self._acc_key(owner, acc)
         if exact in sd:
             return exact
-        pattern = re.compile(re.escape(self._acc_key(owner, acc, 0)[:-1]) + r"\d+")
-        found = [k for k in sd if isinstance(k, str) and pattern.fullmatch(k)]
+        found = numbered.get(self._acc_key(owner, acc, 0)[:-1], [])
         if len(found) > 1:
             raise ValueError(f"ambiguous state for {owner}: {sorted(found)}")
         return found[0] if found else None
@@ -694,10 +711,11 @@ class Optimizer(EngineOptimizer):
     ) -> list[tuple[torch.Tensor, dict[str, Any]]]:
         rule = self.rule
         plan = []
+        numbered = _numbered_keys(sd)
         for p, group in self._all_params():
             owner = self._owner_name(p)
             name = self.param_name(p)
-            found = {acc: self._find_key(sd, owner, acc) for acc in self._accumulators}
+            found = {acc: self._find_key(sd, owner, acc, numbered) for acc in self._accumulators}
             master = masters.get(name) if self._uses_master(p) else None
             if not any(found.values()) and master is None:
                 continue

@@ -235,18 +235,39 @@ class LBFGS(Optimizer):
         return {"state": dict(self.lbfgs_state)}
 
     def set_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore the history saved by :meth:`state_dict` (Paddle's or polyoptim's)."""
+        """Restore the history saved by :meth:`state_dict` (Paddle's or polyoptim's).
+
+        Every value is checked before anything changes: numbers, ``None``, tensors (or arrays)
+        of one element or of as many as the parameters hold, and flat lists of those no longer
+        than ``history_size`` -- so a file cannot make the history larger than a real one.
+        """
         if not isinstance(state_dict, dict) or not isinstance(state_dict.get("state"), dict):
             raise TypeError("an LBFGS state_dict is {'state': {...}}")
         from .base import _to_tensor
 
-        def convert(v: Any) -> Any:
-            if isinstance(v, list):
-                return [convert(x) for x in v]
+        size = sum(p.numel() for p in self._params)
+
+        def one(key: Any, v: Any) -> Any:
             if v is None or isinstance(v, (int, float)):
                 return v
-            return _to_tensor(v).clone()
+            t = _to_tensor(v)
+            if t.numel() not in (1, size):
+                raise ValueError(
+                    f"LBFGS state {key!r} holds a tensor of {t.numel()} elements; the parameters "
+                    f"hold {size}"
+                )
+            return t.clone()
 
-        self.lbfgs_state = {k: convert(v) for k, v in state_dict["state"].items()}
+        def convert(key: Any, v: Any) -> Any:
+            if not isinstance(v, list):
+                return one(key, v)
+            if len(v) > self.history_size:
+                raise ValueError(
+                    f"LBFGS state {key!r} has {len(v)} entries, more than history_size="
+                    f"{self.history_size}"
+                )
+            return [one(key, x) for x in v]
+
+        self.lbfgs_state = {k: convert(k, v) for k, v in state_dict["state"].items()}
 
     load_state_dict = set_state_dict  # type: ignore[assignment]

@@ -154,11 +154,13 @@ class LRScheduler:
     def set_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore a state from :meth:`state_dict` (keys are checked before anything changes)."""
         self._check_state_dict(state_dict)
+        values = {}  # all converted first: a value that fails changes nothing
         for key in self.keys:
             value = state_dict[key]
             if isinstance(value, (np.ndarray, np.generic)):
                 value = value.item()
-            self.__dict__[key] = value
+            values[key] = value
+        self.__dict__.update(values)
         if len(state_dict) > len(self.keys):
             warnings.warn(
                 "There are some unused values in state_dict. Maybe the optimizer have "
