@@ -35,7 +35,7 @@ def _check_adam_args(beta1: Any, beta2: Any, epsilon: Any) -> None:
         raise ValueError("Invalid value of beta1, expect beta1 in [0,1).")
     if not isinstance(beta2, torch.Tensor) and not 0 <= beta2 < 1:
         raise ValueError("Invalid value of beta2, expect beta2 in [0,1).")
-    if not isinstance(epsilon, torch.Tensor) and not epsilon >= 0:
+    if not isinstance(epsilon, torch.Tensor) and not 0 <= epsilon:
         raise ValueError("Invalid value of epsilon, expect epsilon >= 0.")
 
 

@@ -324,6 +324,8 @@ class Rprop(Optimizer):
     rule = rprop
     _accumulators = (Acc("prevs", "prev"), Acc("learning_rates", "step_size"))
 
+    _kernel_dtypes = "float64, float32, bfloat16"
+
     def __init__(
         self,
         learning_rate: float | LRScheduler = 0.001,

@@ -76,6 +76,18 @@ def _to_tensor(value: Any) -> torch.Tensor:
     raise TypeError(f"expected a Tensor or numpy array, got {type(value).__name__}")
 
 
+def _integral(t: torch.Tensor) -> bool:
+    return not (t.is_floating_point() or t.is_complex())
+
+
+def _paddle_size(t: torch.Tensor) -> str:
+    return f"paddle.Size({list(t.shape)})"
+
+
+def _paddle_dtype(t: torch.Tensor) -> str:
+    return str(t.dtype).replace("torch.", "paddle.")
+
+
 class Optimizer(EngineOptimizer):
     r"""Base class of the Paddle optimizers (``paddle.optimizer.Optimizer``).
 
@@ -363,7 +375,9 @@ class Optimizer(EngineOptimizer):
     def _gather(self, group: dict[str, Any]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         params, grads = [], []
         for p in group["params"]:
-            if not p.requires_grad or p.grad is None:
+            # an integer tensor cannot require grad in torch; with a gradient it is stepped, and
+            # refused as Paddle's kernel refuses it
+            if p.grad is None or not (p.requires_grad or _integral(p)):
                 continue
             if self._only is not None and id(p) not in self._only:
                 continue
@@ -376,6 +390,23 @@ class Optimizer(EngineOptimizer):
             params.append(p)
             grads.append(g)
         return params, grads
+
+    #: the dtypes Paddle's CPU kernel of this optimizer lists when it meets another one
+    _kernel_dtypes: ClassVar[str] = "float64, float32"
+
+    def _refuse_dtypes(self, group: dict[str, Any], params: Sequence[torch.Tensor]) -> None:
+        """Paddle's error for an integer or bool parameter: its kernel has no such dtype."""
+        p = next(p for p in params if _integral(p))
+        dtype = str(p.dtype).removeprefix("torch.")
+        place = "CPU" if p.device.type == "cpu" else "GPU"
+        kernel = next(
+            k.__name__.lower() for k in type(self).__mro__ if k.__module__.startswith(__package__)
+        )
+        raise RuntimeError(
+            f"(NotFound) The kernel with key ({place}, Undefined(AnyLayout), {dtype}) of kernel "
+            f"`{kernel}` is not registered. Selected wrong DataType `{dtype}`. Paddle support "
+            f"following DataTypes: {self._kernel_dtypes}."
+        )
 
     def _check_sparse(self, p: torch.Tensor, group: dict[str, Any]) -> None:
         """Refuse sparse gradients where Paddle does (Adam with weight decay)."""
@@ -738,9 +769,16 @@ class Optimizer(EngineOptimizer):
                         raise ValueError(f"{key} holds different values per element")
                     like.fill_(float(flat[0]) if flat.numel() else 0.0)
                     continue
+                var = self._acc_key(owner, acc)
                 if tuple(value.shape) != tuple(like.shape):
-                    raise ValueError(
-                        f"{key} has shape {list(value.shape)}, expected {list(like.shape)}"
+                    raise AssertionError(  # Paddle's set_state_dict check, word for word
+                        f"Variable Shape not match, Variable [ {var} ] need tensor with shape "
+                        f"{_paddle_size(like)} but load set tensor with shape {_paddle_size(value)}"
+                    )
+                if value.dtype != like.dtype:
+                    raise AssertionError(
+                        f"Variable dtype not match, Variable [ {var} ] need tensor with dtype "
+                        f"{_paddle_dtype(like)}  but load tensor with dtype {_paddle_dtype(value)}"
                     )
                 new[acc.key] = value.to(device=like.device, dtype=like.dtype).clone()
             plan.append((p, new))

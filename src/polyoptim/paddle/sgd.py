@@ -36,6 +36,8 @@ class SGD(Optimizer):
 
     rule = sgd
 
+    _kernel_dtypes = "float64, float32, bfloat16"
+
     def __init__(
         self,
         learning_rate: float | LRScheduler = 0.001,
