@@ -97,7 +97,7 @@ class AdaFactor(Optimizer):
         V.check_value_type("clip_threshold", clip_threshold, [float], name)
         V.check_non_negative_float(clip_threshold, "clip_threshold", name)
         V.check_value_type("decay_rate", decay_rate, [float], name)
-        V.check_float_range(decay_rate, 0.0, 1.0, "neither", "decay_rate", name)
+        V.check_float_range(decay_rate, 0, 1, "neither", "decay_rate", name)
         V.check_float_range(weight_decay, 0.0, 1.0, "left", "weight_decay", name)
         V.check_value_type("scale_parameter", scale_parameter, [bool], name)
         V.check_value_type("relative_step", relative_step, [bool], name)

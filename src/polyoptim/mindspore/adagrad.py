@@ -237,18 +237,23 @@ class FTRL(Optimizer):
             )
         name = self.cls_name
         V.check_value_type("initial_accum", initial_accum, [float], name)
-        if initial_accum < 0:
+        if not initial_accum >= 0:  # NaN too, as MindSpore's check writes it
             raise ValueError(
                 f"For '{name}', the argument 'initial_accum' must >= 0.0, but got {initial_accum}."
             )
         V.check_value_type("learning_rate", learning_rate, [float], name)
         V.check_positive_float(learning_rate, "learning_rate", name)
         V.check_value_type("lr_power", lr_power, [float], name)
-        if lr_power > 0:
+        if not lr_power <= 0:
             raise ValueError(
                 f"For '{name}', the argument 'lr_power' must <= 0.0, but got {lr_power}."
             )
-        _check_l1_l2(l1, l2, use_locking, name)
+        V.check_value_type("l1", l1, [float], name)
+        V.check_value_type("l2", l2, [float], name)
+        for arg, value in (("l1", l1), ("l2", l2)):
+            if not value >= 0:  # FTRL's own check, not the validator ProximalAdagrad uses
+                raise ValueError(f"For '{name}', the argument '{arg}' must >= 0.0, but got {value}.")
+        V.check_value_type("use_locking", use_locking, [bool], name)
         if not self.is_group:
             self.decay_flags = tuple(True for _ in self.parameters)
         self.use_locking = use_locking

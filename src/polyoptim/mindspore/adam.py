@@ -79,6 +79,11 @@ class Adam(Optimizer):
     _ckpt_slots = _ADAM_SLOTS
     _ckpt_globals = (("beta1_power", "beta1_power", ()), ("beta2_power", "beta2_power", ()))
 
+    _dtype_refusal = (
+        "For primitive[Adam], the input argument[grad] must be a type of {{Float16, Float32, "
+        "Tensor[Float16], Tensor[Float32]}}, but got Tensor[{ms}]."
+    )
+
     def __init__(
         self,
         params: Any,

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..interop.mindspore_ckpt import CheckpointError, read_checkpoint, write_checkpoint
+from ..interop.mindspore_ckpt import _TORCH_TO_MS, CheckpointError, read_checkpoint, write_checkpoint
 from .optimizer import Optimizer, ParameterTuple, f32
 
 __all__ = [
@@ -288,12 +288,19 @@ def _check_shape(name: str, target: torch.Tensor, value: Any, strict: bool) -> t
             f"For 'load_param_into_net', {name} in the argument 'net' should have the same shape "
             f"as {name} in the argument 'parameter_dict'. But got its shape "
             f"{tuple(target.shape)} in the argument 'net' and shape {tuple(value.shape)} in the "
-            "argument 'parameter_dict'."
+            "argument 'parameter_dict'.May you need to check whether the checkpoint you loaded "
+            "is correct or the batch size and so on in the 'net' and 'parameter_dict' are same."
         )
-    if strict and value.dtype != target.dtype:
+    # MindSpore converts between floating dtypes unless strict_load; anything else is refused
+    floats = value.is_floating_point() and target.is_floating_point()
+    if value.dtype != target.dtype and (strict or not floats):
+        names = _TORCH_TO_MS
         raise RuntimeError(
-            f"For 'load_param_into_net', {name} has dtype {value.dtype} in the checkpoint and "
-            f"{target.dtype} here (strict_load=True)."
+            f"For 'load_param_into_net', {name} in the argument 'net' should have the same type "
+            f"as {name} in the argument 'parameter_dict'. but got its type "
+            f"{names.get(target.dtype, target.dtype)} in the argument 'net' and type "
+            f"{names.get(value.dtype, value.dtype)} in the argument 'parameter_dict'.May you need "
+            "to check whether the checkpoint you loaded is correct."
         )
     return value.reshape(target.shape)
 

@@ -56,6 +56,11 @@ class RMSProp(Optimizer):
         ("mean_grad.{}", "grad_avg"),
     )
 
+    _dtype_refusal = (
+        "For primitive[ApplyRMSProp], the input argument[decay dtype] must be a type of {{Float16, "
+        "Float32, Tensor[Float16], Tensor[Float32]}}, but got Tensor[{ms}]."
+    )
+
     def __init__(
         self,
         params: Any,
