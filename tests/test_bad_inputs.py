@@ -12,6 +12,7 @@ they were. The ``live`` tests re-run the framework instead of reading the fixtur
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -20,7 +21,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from bad_inputs import Namespace, mindspore_cases, paddle_cases, run, same
+from bad_inputs import Namespace, all_cases, mindspore_cases, paddle_cases, run, same
 
 from polyoptim import mindspore as ms_dialect
 from polyoptim import paddle as P
@@ -85,7 +86,9 @@ def paddle_namespace() -> Namespace:
 
 def mindspore_namespace() -> Namespace:
     def step(opt, params, grads):
-        opt(tuple(_tensor(g, str(p[1].dtype).removeprefix("torch.")) for p, g in zip(params, grads)))
+        opt(
+            tuple(_tensor(g, str(p[1].dtype).removeprefix("torch.")) for p, g in zip(params, grads))
+        )
 
     def snapshot(opt, params):
         return [_text(p[1]) for p in params], _flat(opt.parameters_dict())
@@ -106,17 +109,50 @@ def mindspore_namespace() -> Namespace:
 
 
 NAMESPACES = {"paddle": paddle_namespace, "mindspore": mindspore_namespace}
-CASES = {"paddle": paddle_cases(), "mindspore": mindspore_cases()}
+
+
+@functools.cache
+def _fixture(framework: str) -> dict:
+    with open(os.path.join(GOLDEN, framework, "bad_inputs.json"), encoding="utf-8") as f:
+        return json.load(f)
 
 
 def _golden(framework: str) -> dict:
-    path = os.path.join(GOLDEN, framework, "bad_inputs.json")
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)["cases"]
+    return _fixture(framework)["cases"]
+
+
+#: the hand-written cases and the grid over the framework's recorded signatures
+CASES = {fw: all_cases(fw, _fixture(fw)["signatures"]) for fw in NAMESPACES}
+
+
+_NO_LAMB = "MindSpore 2.10.0 has no CPU kernel for Lamb (it documents the rule; polyoptim runs it)"
+_CPP = "Paddle fails inside a kernel it calls for this input; polyoptim refuses it or runs it"
+#: where the dialect knowingly differs from the framework (docs/paddle.md, docs/mindspore.md)
+DEVIATIONS = {
+    "mindspore:Lamb.beta1=nan": _NO_LAMB,
+    "mindspore:grid:Lamb.beta1=nan": _NO_LAMB,
+    "mindspore:grid:Lamb.beta2=nan": _NO_LAMB,
+    "mindspore:grid:Lamb.learning_rate=1": _NO_LAMB,
+    "mindspore:grid:Lamb.weight_decay=1": _NO_LAMB,
+    "mindspore:grid:AdamOffload.beta1=nan": (
+        "MindSpore's AdamNoUpdateParam kernel refuses a NaN beta1 power at the step; the "
+        "constructor takes NaN (as every MindSpore range check does), and so does polyoptim"
+    ),
+    "paddle:group.Adam.learning_rate='x'": _CPP + " (a str scale reaches adam_())",
+    "paddle:Rprop.param_dtype=bool": _CPP + " (add_n, before rprop's own dtype check)",
+    "paddle:set_state_dict.Adam(moment1='x')": _CPP + " (a str read as an array of length 1)",
+}
 
 
 def _params(framework):
-    return [pytest.param(framework, c, id=f"{framework}:{c.id}") for c in CASES[framework]]
+    out = []
+    for c in CASES[framework]:
+        key = f"{framework}:{c.id}"
+        marks = (
+            [pytest.mark.xfail(reason=DEVIATIONS[key], strict=True)] if key in DEVIATIONS else []
+        )
+        out.append(pytest.param(framework, c, id=key, marks=marks))
+    return out
 
 
 def check(framework: str, case, expected: dict) -> None:
@@ -131,8 +167,32 @@ def test_bad_input_as_framework(framework, case):
 
 
 def test_every_case_has_a_golden_outcome():
+    """The fixture is current: it holds exactly the cases the list makes."""
+    hand = {"paddle": paddle_cases(), "mindspore": mindspore_cases()}
     for framework, cases in CASES.items():
         assert sorted(c.id for c in cases) == sorted(_golden(framework)), framework
+        assert {c.id for c in hand[framework]} <= set(_golden(framework))
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.bool])
+@pytest.mark.parametrize("framework", ["paddle", "mindspore"])
+def test_integer_param_after_float_changes_nothing(framework, dtype):
+    """A step over a float and an integer parameter is refused before the float one moves (the
+    frameworks update tensor by tensor and fail half way)."""
+    w = torch.nn.Parameter(torch.tensor([0.5, -1.0]))
+    n = torch.tensor([5, 3]).to(dtype)
+    w.grad, n.grad = torch.tensor([0.1, 0.2]), torch.tensor([1, 1]).to(dtype)
+    if framework == "paddle":
+        opt = P.Adam(learning_rate=0.1, parameters=[w, n])
+        step = opt.step
+    else:
+        opt = ms_dialect.Adam([("w", w), ("n", n)], learning_rate=0.1)
+        step = lambda: opt((w.grad, n.grad))  # noqa: E731
+    state = repr({id(p): _flat(dict(st)) for p, st in opt.state.items()})
+    with pytest.raises((RuntimeError, TypeError)):
+        step()
+    assert w.tolist() == [0.5, -1.0]
+    assert repr({id(p): _flat(dict(st)) for p, st in opt.state.items()}) == state
 
 
 def _live(framework: str) -> dict:
@@ -162,11 +222,12 @@ def test_bad_inputs_live(framework):
     fresh = _live(framework)
     assert fresh == _golden(framework)
     for case in CASES[framework]:
-        check(framework, case, fresh[case.id])
+        if f"{framework}:{case.id}" not in DEVIATIONS:
+            check(framework, case, fresh[case.id])
 
 
 if __name__ == "__main__":  # the figures of the report: cases compared, cases matching
     for fw in sys.argv[1:] or ["paddle", "mindspore"]:
         gold = _golden(fw)
-        ok = [c.id for c in CASES[fw] if same(gold[c.id], run(c, NAMESPACES[fw]()))]
+        ok = [c.id for c in CASES[fw] if same(gold[c.id], run(c, NAMESPACES[fw]()))]  # noqa: E501
         print(f"{fw}: {len(ok)} of {len(CASES[fw])} cases match the framework")

@@ -55,16 +55,23 @@ class Case:
 
 
 # -- messages ----------------------------------------------------------------------------------
+_TENSOR = re.compile(r"<class '(?:torch|paddle|mindspore\.common\.tensor)\.Tensor'>")
 _ACC = re.compile(r"\bw_([a-z0-9_]+?)_\d+\b")
 _CPP = re.compile(r"\s*(\[Hint:|\(at /|C\+\+ Traceback|-{10,}).*", re.S)
 
 
 def normalize(message: str) -> str:
-    """The part of a message that is the framework's own text: the first line, without the C++
-    hint, source location or call stack that Paddle and MindSpore append."""
-    first = message.strip().split("\n", 1)[0]
-    # Paddle numbers accumulators with a process-wide counter (``w_moment1_40``)
-    return _ACC.sub(r"w_\1_N", _CPP.sub("", first).strip())
+    """The part of a message that is the framework's own text: the first line (after any
+    banner), without the C++ hint, source location or call stack that Paddle and MindSpore
+    append."""
+    lines = [ln.strip() for ln in message.strip().splitlines()]
+    # MindSpore opens some messages with a banner ("-----", "- Kernel select failed:")
+    text = [ln for ln in lines if ln and not ln.startswith("-")]
+    first = text[0] if text else ""
+    # Paddle numbers accumulators with a process-wide counter (``w_moment1_40``); the
+    # framework's tensor class is torch's in the dialect
+    text = _ACC.sub(r"w_\1_N", _CPP.sub("", first).strip())
+    return _TENSOR.sub("<class 'Tensor'>", text)
 
 
 def outcome(stage: str, exc: BaseException | None = None) -> dict[str, Any]:
@@ -99,9 +106,7 @@ def _name(v: Any) -> str:
 
 
 def _ctor(target: str, arg: str, values: list[Any], **base: Any) -> list[Case]:
-    return [
-        Case(f"{target}.{arg}={_name(v)}", "ctor", target, {**base, arg: v}) for v in values
-    ]
+    return [Case(f"{target}.{arg}={_name(v)}", "ctor", target, {**base, arg: v}) for v in values]
 
 
 #: Paddle's optimizers: (class, required keywords, {argument: bad values})
@@ -161,7 +166,10 @@ PADDLE_ARGS: dict[str, tuple[dict[str, Any], dict[str, list[Any]]]] = {
     "ASGD": ({}, {"batch_num": _vals(0, -1, 1.5)}),
     "Rprop": (
         {},
-        {"learning_rate_range": _vals((1.0, 0.1), (-1.0, 1.0)), "etas": _vals((1.5, 1.2), (0.5, 0.9))},
+        {
+            "learning_rate_range": _vals((1.0, 0.1), (-1.0, 1.0)),
+            "etas": _vals((1.5, 1.2), (0.5, 0.9)),
+        },
     ),
 }
 
@@ -200,7 +208,10 @@ def paddle_cases() -> list[Case]:
         ("CosineAnnealingDecay", {"learning_rate": 0.1, "T_max": 10, "eta_min": "x"}),
         ("PiecewiseDecay", {"boundaries": [3, 6], "values": [0.1, 0.01]}),
         ("LinearWarmup", {"learning_rate": 0.1, "warmup_steps": 0, "start_lr": 0.0, "end_lr": 0.1}),
-        ("LinearWarmup", {"learning_rate": 0.1, "warmup_steps": 1.5, "start_lr": 0.0, "end_lr": 0.1}),
+        (
+            "LinearWarmup",
+            {"learning_rate": 0.1, "warmup_steps": 1.5, "start_lr": 0.0, "end_lr": 0.1},
+        ),
         ("PolynomialDecay", {"learning_rate": 0.1, "decay_steps": 0}),
         ("PolynomialDecay", {"learning_rate": 0.1, "decay_steps": 10, "power": -1.0}),
         ("NoamDecay", {"d_model": 0, "warmup_steps": 10}),
@@ -209,7 +220,10 @@ def paddle_cases() -> list[Case]:
         ("OneCycleLR", {"max_learning_rate": 0.1, "total_steps": 10, "phase_pct": 1.5}),
         ("OneCycleLR", {"max_learning_rate": "x", "total_steps": 10}),
         ("CyclicLR", {"base_learning_rate": 0.1, "max_learning_rate": 0.2, "step_size_up": 0}),
-        ("CyclicLR", {"base_learning_rate": 0.1, "max_learning_rate": 0.2, "step_size_up": 2, "mode": "x"}),
+        (
+            "CyclicLR",
+            {"base_learning_rate": 0.1, "max_learning_rate": 0.2, "step_size_up": 2, "mode": "x"},
+        ),
         ("ReduceOnPlateau", {"learning_rate": 0.1, "factor": 1.5}),
         ("ReduceOnPlateau", {"learning_rate": 0.1, "mode": "x"}),
         ("ReduceOnPlateau", {"learning_rate": 0.1, "threshold_mode": "x"}),
@@ -223,7 +237,9 @@ def paddle_cases() -> list[Case]:
     for target in PADDLE_ARGS:
         for dtype in ("int64", "int32", "bool"):
             base = PADDLE_ARGS[target][0]
-            cases.append(Case(f"{target}.param_dtype={dtype}", "dtype", target, {"dtype": dtype}, base))
+            cases.append(
+                Case(f"{target}.param_dtype={dtype}", "dtype", target, {"dtype": dtype}, base)
+            )
     for args in [
         {"moment1": T([1.0, 2.0, 3.0])},
         {"moment1": "x"},
@@ -232,10 +248,12 @@ def paddle_cases() -> list[Case]:
         {"moment1": T([[1, 2], [3, 4]], "int64")},
         {"moment1": None},
         {"LR_Scheduler": {"last_epoch": "x", "last_lr": 0.1}},
+        # a good entry before a bad one: nothing may be loaded
+        {"moment1": T([[9.0, 9.0], [9.0, 9.0]]), "moment2": T([1.0, 2.0, 3.0])},
+        {"moment1": T([[9.0, 9.0], [9.0, 9.0]]), "beta2_pow_acc": None},
     ]:
-        label = ",".join(f"{k}" for k in args)
-        key = next(iter(args))
-        cases.append(Case(f"set_state_dict.Adam.{label}={_name(args[key])}", "load", "Adam", args))
+        label = ",".join(f"{k}={_name(v)}" for k, v in args.items())
+        cases.append(Case(f"set_state_dict.Adam({label})", "load", "Adam", args))
     return cases
 
 
@@ -271,7 +289,10 @@ MS_ARGS: dict[str, tuple[dict[str, Any], dict[str, list[Any]]]] = {
             "learning_rate": _vals(T([[0.1]]), T([0.1], "int32")),
         },
     ),
-    "AdamWeightDecay": ({}, {"beta1": _vals(1.0, NAN), "eps": _vals(0.0, NAN), "weight_decay": _vals(-1.0)}),
+    "AdamWeightDecay": (
+        {},
+        {"beta1": _vals(1.0, NAN), "eps": _vals(0.0, NAN), "weight_decay": _vals(-1.0)},
+    ),
     "LazyAdam": ({}, {"beta1": _vals(1.0, NAN), "eps": _vals(0.0)}),
     "AdamOffload": ({}, {"beta1": _vals(1.0), "eps": _vals(0.0)}),
     "AdaMax": ({}, {"beta1": _vals(1.0, NAN), "beta2": _vals(1.0), "eps": _vals(0.0, NAN)}),
@@ -291,7 +312,10 @@ MS_ARGS: dict[str, tuple[dict[str, Any], dict[str, list[Any]]]] = {
     ),
     "Rprop": (
         {},
-        {"etas": _vals((1.5, 1.2), (0.5, 0.9), (0.5,)), "step_sizes": _vals((1.0, 0.1), (-1.0, 1.0))},
+        {
+            "etas": _vals((1.5, 1.2), (0.5, 0.9), (0.5,)),
+            "step_sizes": _vals((1.0, 0.1), (-1.0, 1.0)),
+        },
     ),
     "ASGD": ({}, {"lambd": _vals(-1.0, NAN), "alpha": _vals(-1.0), "t0": _vals(-1.0, NAN)}),
     "FTRL": (
@@ -341,22 +365,65 @@ def mindspore_cases() -> list[Case]:
         ("ExponentialDecayLR", {"learning_rate": -1.0, "decay_rate": 0.9, "decay_steps": 2}),
         ("ExponentialDecayLR", {"learning_rate": 0.1, "decay_rate": NAN, "decay_steps": 2}),
         ("ExponentialDecayLR", {"learning_rate": 0.1, "decay_rate": 0.9, "decay_steps": 0}),
-        ("ExponentialDecayLR", {"learning_rate": 0.1, "decay_rate": 0.9, "decay_steps": 2, "is_stair": 1}),
+        (
+            "ExponentialDecayLR",
+            {"learning_rate": 0.1, "decay_rate": 0.9, "decay_steps": 2, "is_stair": 1},
+        ),
         ("CosineDecayLR", {"min_lr": 0.2, "max_lr": 0.1, "decay_steps": 2}),
         ("CosineDecayLR", {"min_lr": -1.0, "max_lr": 0.1, "decay_steps": 2}),
-        ("PolynomialDecayLR", {"learning_rate": 0.1, "end_learning_rate": 0.01, "decay_steps": 2, "power": -1.0}),
-        ("PolynomialDecayLR", {"learning_rate": 0.1, "end_learning_rate": -0.01, "decay_steps": 2, "power": 1.0}),
+        (
+            "PolynomialDecayLR",
+            {"learning_rate": 0.1, "end_learning_rate": 0.01, "decay_steps": 2, "power": -1.0},
+        ),
+        (
+            "PolynomialDecayLR",
+            {"learning_rate": 0.1, "end_learning_rate": -0.01, "decay_steps": 2, "power": 1.0},
+        ),
         ("WarmUpLR", {"learning_rate": 0.1, "warmup_steps": 0}),
         ("WarmUpLR", {"learning_rate": NAN, "warmup_steps": 2}),
         ("InverseDecayLR", {"learning_rate": 0.1, "decay_rate": -0.5, "decay_steps": 2}),
         ("NaturalExpDecayLR", {"learning_rate": 0.1, "decay_rate": 0.5, "decay_steps": 1.5}),
         ("piecewise_constant_lr", {"milestone": [3, 1], "learning_rates": [0.1, 0.01]}),
         ("piecewise_constant_lr", {"milestone": [1, 3], "learning_rates": [0.1]}),
-        ("exponential_decay_lr", {"learning_rate": -1.0, "decay_rate": 0.9, "total_step": 4, "step_per_epoch": 2, "decay_epoch": 1}),
-        ("exponential_decay_lr", {"learning_rate": 0.1, "decay_rate": 0.9, "total_step": 0, "step_per_epoch": 2, "decay_epoch": 1}),
-        ("cosine_decay_lr", {"min_lr": 0.1, "max_lr": -0.1, "total_step": 4, "step_per_epoch": 2, "decay_epoch": 1}),
-        ("polynomial_decay_lr", {"learning_rate": 0.1, "end_learning_rate": 0.01, "total_step": 4, "step_per_epoch": 2, "decay_epoch": 1, "power": 0.0}),
-        ("warmup_lr", {"learning_rate": 0.1, "total_step": 4, "step_per_epoch": 2, "warmup_epoch": 0}),
+        (
+            "exponential_decay_lr",
+            {
+                "learning_rate": -1.0,
+                "decay_rate": 0.9,
+                "total_step": 4,
+                "step_per_epoch": 2,
+                "decay_epoch": 1,
+            },
+        ),
+        (
+            "exponential_decay_lr",
+            {
+                "learning_rate": 0.1,
+                "decay_rate": 0.9,
+                "total_step": 0,
+                "step_per_epoch": 2,
+                "decay_epoch": 1,
+            },
+        ),
+        (
+            "cosine_decay_lr",
+            {"min_lr": 0.1, "max_lr": -0.1, "total_step": 4, "step_per_epoch": 2, "decay_epoch": 1},
+        ),
+        (
+            "polynomial_decay_lr",
+            {
+                "learning_rate": 0.1,
+                "end_learning_rate": 0.01,
+                "total_step": 4,
+                "step_per_epoch": 2,
+                "decay_epoch": 1,
+                "power": 0.0,
+            },
+        ),
+        (
+            "warmup_lr",
+            {"learning_rate": 0.1, "total_step": 4, "step_per_epoch": 2, "warmup_epoch": 0},
+        ),
     ]:
         label = ",".join(f"{k}={_name(v)}" for k, v in args.items())
         cases.append(Case(f"{target}({label})", "schedule", target, args))
@@ -365,7 +432,9 @@ def mindspore_cases() -> list[Case]:
             base = {"learning_rate": 0.1, "momentum": 0.9} if target == "Momentum" else {}
             if target == "RMSProp":
                 base = {"learning_rate": 0.1}
-            cases.append(Case(f"{target}.param_dtype={dtype}", "dtype", target, {"dtype": dtype}, base))
+            cases.append(
+                Case(f"{target}.param_dtype={dtype}", "dtype", target, {"dtype": dtype}, base)
+            )
     mom = {"learning_rate": 0.1, "momentum": 0.9}
     for args in [
         {"momentum": T(-1.0)},
@@ -378,12 +447,99 @@ def mindspore_cases() -> list[Case]:
         {"moments.w": T([[1, 2], [3, 4]], "int32")},
         {"global_step": T([-1], "int32")},
         {"global_step": T([1.5])},
+        {"w": T([[NAN, 1.0], [1.0, 1.0]])},
+        {"w": T([[1, 2], [3, 4]], "int32")},
     ]:
         key = next(iter(args))
         cases.append(
-            Case(f"load_param_into_net.Momentum.{key}={_name(args[key].value)}", "load", "Momentum", args, mom)
+            Case(
+                f"load_param_into_net.Momentum.{key}={_name(args[key].value)}",
+                "load",
+                "Momentum",
+                args,
+                mom,
+            )
         )
+        if key != "w":  # the same after new weights: the weights must not be written either
+            args = {"w": T([[9.0, 9.0], [9.0, 9.0]]), **args}
+            cases.append(
+                Case(
+                    f"load_param_into_net.Momentum.w+{key}={_name(args[key].value)}",
+                    "load",
+                    "Momentum",
+                    args,
+                    mom,
+                )
+            )
     return cases
+
+
+# -- the grid: every number or flag of every constructor, from the recorded signatures ----------
+#: the bad values tried for an argument, by the type of its default
+GRID = {
+    float: _vals(-1.0, NAN, INF, 1, "x", None),
+    int: _vals(-1, 0, 1.5, "x"),
+    bool: _vals(1, "x", None),
+}
+#: what a required argument gets when another one is under test
+REQUIRED = {"learning_rate": 0.1, "momentum": 0.9}
+#: schedules and arguments the grid leaves alone (their own cases cover them)
+GRID_SKIP = {"params", "parameters", "name", "optimizer", "grad_clip", "lr_ratio"}
+
+
+def grid_cases(signatures: dict[str, dict[str, Any]], classes: list[str]) -> list[Case]:
+    """One case per (class, argument, bad value) for the numeric and boolean arguments of
+    ``classes``; ``signatures`` maps a class to ``{argument: default or "<required>"}``."""
+    cases = []
+    for target in classes:
+        sig = signatures[target]
+        base = {k: REQUIRED[k] for k, v in sig.items() if v == "<required>" and k in REQUIRED}
+        for arg, default in sig.items():
+            if arg in GRID_SKIP or arg.startswith("**"):
+                continue
+            kind = type(REQUIRED.get(arg)) if default == "<required>" else type(default)
+            for v in GRID.get(kind, ()):
+                cases.append(
+                    Case(f"grid:{target}.{arg}={_name(v)}", "ctor", target, {**base, arg: v})
+                )
+    return cases
+
+
+#: the classes the grid covers, per framework
+GRID_CLASSES = {
+    "paddle": [
+        "SGD", "Momentum", "Adam", "AdamW", "Adamax", "Adagrad", "Adadelta", "RMSProp", "Lamb",
+        "NAdam", "RAdam", "ASGD", "Rprop",
+    ],
+    "mindspore": [
+        "Momentum", "SGD", "Adam", "AdamWeightDecay", "LazyAdam", "AdamOffload", "AdaMax",
+        "Adagrad", "Adadelta", "RMSProp", "Rprop", "ASGD", "FTRL", "ProximalAdagrad", "Lamb",
+        "AdaFactor",
+    ],
+}  # fmt: skip
+
+
+def all_cases(framework: str, signatures: dict[str, dict[str, Any]]) -> list[Case]:
+    """The hand-written cases and the grid, for ``paddle`` or ``mindspore``."""
+    hand = paddle_cases() if framework == "paddle" else mindspore_cases()
+    return hand + grid_cases(signatures, GRID_CLASSES[framework])
+
+
+def signature_of(obj: Any) -> dict[str, Any]:
+    """``{argument: default or "<required>"}`` of a class's constructor (JSON-safe)."""
+    import inspect
+
+    out: dict[str, Any] = {}
+    for name, p in inspect.signature(obj).parameters.items():
+        if p.kind is p.VAR_KEYWORD:
+            out["**" + name] = None
+        elif p.default is p.empty:
+            out[name] = "<required>"
+        elif isinstance(p.default, (bool, int, float, str)) or p.default is None:
+            out[name] = p.default
+        else:
+            out[name] = repr(p.default)
+    return out
 
 
 # -- running a case ----------------------------------------------------------------------------
@@ -494,7 +650,14 @@ def run(case: Case, ns: Namespace) -> dict[str, Any]:
         ns.step(opt, params, grads)  # a state worth keeping
         before = ns.snapshot(opt, params)
         try:
-            ns.load(opt, params, {k: _resolve(ns, v) if not isinstance(v, dict) else v for k, v in case.args.items()})
+            ns.load(
+                opt,
+                params,
+                {
+                    k: _resolve(ns, v) if not isinstance(v, dict) else v
+                    for k, v in case.args.items()
+                },
+            )
         except Exception as e:  # noqa: BLE001
             return _changed(outcome("load", e), before, ns.snapshot(opt, params))
         return _step(ns, opt, params, grads)

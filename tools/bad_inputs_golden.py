@@ -22,7 +22,7 @@ import warnings
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bad_inputs import Namespace, mindspore_cases, paddle_cases, run  # noqa: E402
+from bad_inputs import GRID_CLASSES, Namespace, all_cases, run, signature_of  # noqa: E402
 
 warnings.filterwarnings("ignore")
 
@@ -55,9 +55,7 @@ def paddle_namespace() -> Namespace:
 
     def snapshot(opt, params):
         sd = opt.state_dict()
-        flat = {
-            k: (_text(v.numpy()) if hasattr(v, "numpy") else repr(v)) for k, v in sd.items()
-        }
+        flat = {k: (_text(v.numpy()) if hasattr(v, "numpy") else repr(v)) for k, v in sd.items()}
         return [_text(p.numpy()) for p in params], flat
 
     def load(opt, params, entries):
@@ -133,11 +131,17 @@ def main(argv=None) -> int:
     if args.framework == "paddle":
         import paddle
 
-        ns, cases, version = paddle_namespace(), paddle_cases(), paddle.__version__
+        ns, version = paddle_namespace(), paddle.__version__
     else:
         import mindspore
 
-        ns, cases, version = mindspore_namespace(), mindspore_cases(), mindspore.__version__
+        ns, version = mindspore_namespace(), mindspore.__version__
+    if args.framework == "mindspore":  # looks through MindSpore's (*args, **kwargs) decorators
+        from mindspore_golden import signature_of as read_signature
+    else:
+        read_signature = signature_of
+    signatures = {n: read_signature(getattr(ns.optim, n)) for n in GRID_CLASSES[args.framework]}
+    cases = all_cases(args.framework, signatures)
     ids = [c.id for c in cases]
     assert len(ids) == len(set(ids)), "duplicate case ids"
     results = {}
@@ -154,6 +158,7 @@ def main(argv=None) -> int:
                 "framework": args.framework,
                 "version": version,
                 "generated_by": "tools/bad_inputs_golden.py",
+                "signatures": signatures,
                 "cases": results,
             },
             f,

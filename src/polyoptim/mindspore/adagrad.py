@@ -252,7 +252,11 @@ class FTRL(Optimizer):
         V.check_value_type("l2", l2, [float], name)
         for arg, value in (("l1", l1), ("l2", l2)):
             if not value >= 0:  # FTRL's own check, not the validator ProximalAdagrad uses
-                raise ValueError(f"For '{name}', the argument '{arg}' must >= 0.0, but got {value}.")
+                raise ValueError(
+                    f"For '{name}', the argument '{arg}' must >= 0.0, but got {value}."
+                )
+            # then MindSpore's SparseApplyFtrl primitive, built here, refuses inf
+            V.check_non_negative_float(value, arg, "SparseApplyFtrl")
         V.check_value_type("use_locking", use_locking, [bool], name)
         if not self.is_group:
             self.decay_flags = tuple(True for _ in self.parameters)

@@ -253,6 +253,8 @@ class LazyAdam(Adam):
             loss_scale,
             use_lazy=True,
         )
+        # MindSpore's LazyAdam checks this after the base class, under a misspelt name
+        V.check_value_type("weight_dacay", weight_decay, [float], self.cls_name)
 
 
 class AdamWeightDecay(Optimizer):

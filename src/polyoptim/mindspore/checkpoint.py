@@ -36,7 +36,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..interop.mindspore_ckpt import _TORCH_TO_MS, CheckpointError, read_checkpoint, write_checkpoint
+from ..interop.mindspore_ckpt import (
+    _TORCH_TO_MS,
+    CheckpointError,
+    read_checkpoint,
+    write_checkpoint,
+)
 from .optimizer import Optimizer, ParameterTuple, f32
 
 __all__ = [

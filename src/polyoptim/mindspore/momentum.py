@@ -47,6 +47,15 @@ class Momentum(Optimizer):
     _ckpt_slots = (("moments.{}", "momentum_buffer"),)
     _ckpt_hypers = (("momentum", "momentum"),)
 
+    _dtype_refusal = "Select CPU operator[ApplyMomentum] fail! Unsupported data type!"
+    _bool_refusal = (
+        "For primitive[ApplyMomentum], the input argument[v_type] must be a type of "
+        "{{Tensor[Complex128], Tensor[Complex64], Tensor[Float16], Tensor[Float32], "
+        "Tensor[Float64], Tensor[Int16], Tensor[Int32], Tensor[Int64], Tensor[Int8], "
+        "Tensor[UInt16], Tensor[UInt32], Tensor[UInt64], Tensor[UInt8]}}, but got "
+        "Ref[Tensor[{ms}]]."
+    )
+
     def __init__(
         self,
         params: Any,

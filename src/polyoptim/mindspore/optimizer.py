@@ -670,13 +670,16 @@ class Optimizer(engine.Optimizer):
     #: MindSpore's error for a parameter of integer or bool dtype ``{ms}`` (its kernel's type
     #: check; the classes whose text was recorded from MindSpore 2.10.0 set their own)
     _dtype_refusal: str = "For '{cls}', parameters of type Tensor[{ms}] are not supported."
+    #: the same for a bool parameter, where MindSpore's kernel says something else
+    _bool_refusal: str | None = None
 
     def _refuse_dtypes(self, group: dict[str, Any], params: Sequence[torch.Tensor]) -> None:
         """MindSpore's ``TypeError`` for integer and bool parameters, before anything changes."""
         p = next(p for p in params if not (p.is_floating_point() or p.is_complex()))
         name = str(p.dtype).removeprefix("torch.")  # int64 -> Int64, uint8 -> UInt8, bool -> Bool
         ms = "UInt" + name[4:] if name.startswith("uint") else name.capitalize()
-        raise TypeError(self._dtype_refusal.format(cls=self.cls_name, ms=ms))
+        text = self._bool_refusal if p.dtype == torch.bool and self._bool_refusal else None
+        raise TypeError((text or self._dtype_refusal).format(cls=self.cls_name, ms=ms))
 
     def _gather(self, group: dict[str, Any]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         if self._given is None:

@@ -61,6 +61,13 @@ class RMSProp(Optimizer):
         "Float32, Tensor[Float16], Tensor[Float32]}}, but got Tensor[{ms}]."
     )
 
+    _bool_refusal = (
+        "For primitive[ApplyRMSProp], the input argument[grad dtype] must be a type of "
+        "{{Tensor[Complex64], Tensor[Float16], Tensor[Float32], Tensor[Float64], Tensor[Int16], "
+        "Tensor[Int32], Tensor[Int64], Tensor[Int8], Tensor[UInt16], Tensor[UInt32], "
+        "Tensor[UInt64], Tensor[UInt8]}}, but got Tensor[{ms}]."
+    )
+
     def __init__(
         self,
         params: Any,

@@ -391,6 +391,43 @@ class Optimizer(EngineOptimizer):
             grads.append(g)
         return params, grads
 
+    #: arguments Paddle's kernel call checks by type at each step (the constructor takes
+    #: anything): ``{name: (position in the kernel call, "double" or "bool")}``; the value is
+    #: the group's, or the optimizer's attribute of that name
+    _kernel_args: ClassVar[dict[str, tuple[int, str]]] = {}
+
+    def _kernel_name(self) -> str:
+        return next(
+            k.__name__.lower() for k in type(self).__mro__ if k.__module__.startswith(__package__)
+        )
+
+    def _check_kernel_args(self) -> None:
+        """Refuse, before anything changes, what Paddle's kernel call refuses at the step."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                reg = self._regularizer_of(p, group)
+                if reg is not None and not isinstance(reg, WeightDecayRegularizer):
+                    # Paddle calls the regularizer it was given
+                    raise TypeError(f"'{type(reg).__name__}' object is not callable")
+            if self._group_rules(group) and group.get("learning_rate", 1.0) is None:
+                raise TypeError(  # the scale times the rate, in Paddle's Tensor.__mul__
+                    "(InvalidType) __mul__(): argument (position 1) must be int, float, bool or "
+                    "Tensor, but got NoneType"
+                )
+            for name, (position, kind) in self._kernel_args.items():
+                value = group[name] if name in group else getattr(self, name, None)
+                if kind == "bool":
+                    ok = value is None or isinstance(value, bool)  # an optional bool
+                else:
+                    ok = isinstance(value, (int, float, np.number)) or (
+                        isinstance(value, torch.Tensor) and value.numel() == 1
+                    )
+                if not ok:
+                    raise TypeError(
+                        f"(InvalidType) {self._kernel_name()}_(): argument (position {position}) "
+                        f"must be {kind}, but got {type(value).__name__}"
+                    )
+
     #: the dtypes Paddle's CPU kernel of this optimizer lists when it meets another one
     _kernel_dtypes: ClassVar[str] = "float64, float32"
 
@@ -399,9 +436,7 @@ class Optimizer(EngineOptimizer):
         p = next(p for p in params if _integral(p))
         dtype = str(p.dtype).removeprefix("torch.")
         place = "CPU" if p.device.type == "cpu" else "GPU"
-        kernel = next(
-            k.__name__.lower() for k in type(self).__mro__ if k.__module__.startswith(__package__)
-        )
+        kernel = self._kernel_name()
         raise RuntimeError(
             f"(NotFound) The kernel with key ({place}, Undefined(AnyLayout), {dtype}) of kernel "
             f"`{kernel}` is not registered. Selected wrong DataType `{dtype}`. Paddle support "
@@ -417,6 +452,7 @@ class Optimizer(EngineOptimizer):
         Args:
             closure: optional; re-evaluates the loss (Paddle's ``step()`` takes none).
         """
+        self._check_kernel_args()
         self._rows = {}
         try:
             return super().step(closure)

@@ -91,6 +91,8 @@ class Momentum(Optimizer):
     rule = sgd
     _accumulators = (Acc("velocity", "momentum_buffer"),)
 
+    _kernel_args = {"momentum": (6, "double"), "rescale_grad": (11, "double")}
+
     def __init__(
         self,
         learning_rate: float | LRScheduler = 0.001,
