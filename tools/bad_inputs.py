@@ -481,15 +481,50 @@ GRID = {
     int: _vals(-1, 0, 1.5, "x"),
     bool: _vals(1, "x", None),
 }
-#: what a required argument gets when another one is under test
-REQUIRED = {"learning_rate": 0.1, "momentum": 0.9}
+#: what a required argument gets when another one is under test (optimizers and schedules)
+REQUIRED: dict[str, Any] = {
+    "learning_rate": 0.1,
+    "momentum": 0.9,
+    # Paddle's schedulers
+    "d_model": 16,
+    "warmup_steps": 2,
+    "boundaries": [2, 4],
+    "values": [0.1, 0.01, 0.001],
+    "gamma": 0.5,
+    "decay_steps": 4,
+    "start_lr": 0.0,
+    "end_lr": 0.1,
+    "milestones": [2, 4],
+    "step_size": 2,
+    "T_max": 10,
+    "max_learning_rate": 0.1,
+    "total_steps": 10,
+    "base_learning_rate": 0.01,
+    "step_size_up": 2,
+    "T_0": 2,
+    # MindSpore's schedules and dynamic_lr functions
+    "decay_rate": 0.9,
+    "min_lr": 0.01,
+    "max_lr": 0.1,
+    "end_learning_rate": 0.01,
+    "power": 1.0,
+    "total_step": 4,
+    "step_per_epoch": 2,
+    "decay_epoch": 1,
+    "warmup_epoch": 1,
+    "milestone": [2, 4],
+    "learning_rates": [0.1, 0.01],
+}
 #: schedules and arguments the grid leaves alone (their own cases cover them)
 GRID_SKIP = {"params", "parameters", "name", "optimizer", "grad_clip", "lr_ratio"}
 
 
-def grid_cases(signatures: dict[str, dict[str, Any]], classes: list[str]) -> list[Case]:
+def grid_cases(
+    signatures: dict[str, dict[str, Any]], classes: list[str], kind: str = "ctor"
+) -> list[Case]:
     """One case per (class, argument, bad value) for the numeric and boolean arguments of
-    ``classes``; ``signatures`` maps a class to ``{argument: default or "<required>"}``."""
+    ``classes``; ``signatures`` maps a class to ``{argument: default or "<required>"}``;
+    ``kind`` is ``ctor`` (optimizers) or ``schedule``."""
     cases = []
     for target in classes:
         sig = signatures[target]
@@ -497,11 +532,10 @@ def grid_cases(signatures: dict[str, dict[str, Any]], classes: list[str]) -> lis
         for arg, default in sig.items():
             if arg in GRID_SKIP or arg.startswith("**"):
                 continue
-            kind = type(REQUIRED.get(arg)) if default == "<required>" else type(default)
-            for v in GRID.get(kind, ()):
-                cases.append(
-                    Case(f"grid:{target}.{arg}={_name(v)}", "ctor", target, {**base, arg: v})
-                )
+            typ = type(REQUIRED.get(arg)) if default == "<required>" else type(default)
+            for v in GRID.get(typ, ()):
+                args = {**base, arg: v}
+                cases.append(Case(f"grid:{target}.{arg}={_name(v)}", kind, target, args))
     return cases
 
 
@@ -519,10 +553,28 @@ GRID_CLASSES = {
 }  # fmt: skip
 
 
+#: the schedules the grid covers (Paddle's ``LambdaDecay``/``MultiplicativeDecay`` take
+#: functions, their own cases cover them)
+GRID_SCHEDULES = {
+    "paddle": [
+        "NoamDecay", "PiecewiseDecay", "NaturalExpDecay", "InverseTimeDecay", "PolynomialDecay",
+        "LinearWarmup", "ExponentialDecay", "MultiStepDecay", "StepDecay", "ReduceOnPlateau",
+        "CosineAnnealingDecay", "OneCycleLR", "CyclicLR", "LinearLR",
+        "CosineAnnealingWarmRestarts",
+    ],
+    "mindspore": [
+        "ExponentialDecayLR", "NaturalExpDecayLR", "InverseDecayLR", "CosineDecayLR",
+        "PolynomialDecayLR", "WarmUpLR", "exponential_decay_lr", "natural_exp_decay_lr",
+        "inverse_decay_lr", "cosine_decay_lr", "polynomial_decay_lr", "warmup_lr",
+    ],
+}  # fmt: skip
+
+
 def all_cases(framework: str, signatures: dict[str, dict[str, Any]]) -> list[Case]:
     """The hand-written cases and the grid, for ``paddle`` or ``mindspore``."""
     hand = paddle_cases() if framework == "paddle" else mindspore_cases()
-    return hand + grid_cases(signatures, GRID_CLASSES[framework])
+    grid = grid_cases(signatures, GRID_CLASSES[framework])
+    return hand + grid + grid_cases(signatures, GRID_SCHEDULES[framework], "schedule")
 
 
 def signature_of(obj: Any) -> dict[str, Any]:

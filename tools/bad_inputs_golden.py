@@ -22,7 +22,14 @@ import warnings
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bad_inputs import GRID_CLASSES, Namespace, all_cases, run, signature_of  # noqa: E402
+from bad_inputs import (  # noqa: E402
+    GRID_CLASSES,
+    GRID_SCHEDULES,
+    Namespace,
+    all_cases,
+    run,
+    signature_of,
+)
 
 warnings.filterwarnings("ignore")
 
@@ -141,6 +148,9 @@ def main(argv=None) -> int:
     else:
         read_signature = signature_of
     signatures = {n: read_signature(getattr(ns.optim, n)) for n in GRID_CLASSES[args.framework]}
+    for n in GRID_SCHEDULES[args.framework]:
+        obj = getattr(ns.lr, n)
+        signatures[n] = (read_signature if isinstance(obj, type) else signature_of)(obj)
     cases = all_cases(args.framework, signatures)
     ids = [c.id for c in cases]
     assert len(ids) == len(set(ids)), "duplicate case ids"

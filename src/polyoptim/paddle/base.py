@@ -404,10 +404,12 @@ class Optimizer(EngineOptimizer):
     def _check_kernel_args(self) -> None:
         """Refuse, before anything changes, what Paddle's kernel call refuses at the step."""
         for group in self.param_groups:
-            for p in group["params"]:
-                reg = self._regularizer_of(p, group)
-                if reg is not None and not isinstance(reg, WeightDecayRegularizer):
-                    # Paddle calls the regularizer it was given
+            # Paddle calls the regularizer it was given (the optimizer's or the group's; a
+            # number here is a decoupled coefficient, AdamW's)
+            for reg in (self.regularization, group.get("weight_decay")):
+                if not isinstance(
+                    reg, (WeightDecayRegularizer, int, float, torch.Tensor, type(None))
+                ):
                     raise TypeError(f"'{type(reg).__name__}' object is not callable")
             if self._group_rules(group) and group.get("learning_rate", 1.0) is None:
                 raise TypeError(  # the scale times the rate, in Paddle's Tensor.__mul__
