@@ -449,6 +449,9 @@ def mindspore_cases() -> list[Case]:
         {"global_step": T([1.5])},
         {"w": T([[NAN, 1.0], [1.0, 1.0]])},
         {"w": T([[1, 2], [3, 4]], "int32")},
+        {"w": T([[True, False], [True, True]], "bool")},
+        {"global_step": T([3], "int64")},
+        {"moments.w": T([[1.0, 2.0], [3.0, 4.0]], "float16")},
     ]:
         key = next(iter(args))
         cases.append(

@@ -281,6 +281,10 @@ def load_checkpoint(
     return out
 
 
+_MS_FLOATS = {torch.float16, torch.float32, torch.float64, torch.bfloat16}
+_MS_INTS = {torch.int8, torch.int16, torch.int32, torch.int64}
+
+
 def _check_shape(name: str, target: torch.Tensor, value: Any, strict: bool) -> torch.Tensor:
     if not isinstance(value, torch.Tensor):
         raise TypeError(
@@ -296,9 +300,11 @@ def _check_shape(name: str, target: torch.Tensor, value: Any, strict: bool) -> t
             "argument 'parameter_dict'.May you need to check whether the checkpoint you loaded "
             "is correct or the batch size and so on in the 'net' and 'parameter_dict' are same."
         )
-    # MindSpore converts between floating dtypes unless strict_load; anything else is refused
-    floats = value.is_floating_point() and target.is_floating_point()
-    if value.dtype != target.dtype and (strict or not floats):
+    # MindSpore converts between its float types, or between its signed int types, unless
+    # strict_load (``_type_convert``); anything else is refused
+    kinds = {value.dtype, target.dtype}
+    convertible = kinds <= _MS_FLOATS or kinds <= _MS_INTS
+    if value.dtype != target.dtype and (strict or not convertible):
         names = _TORCH_TO_MS
         raise RuntimeError(
             f"For 'load_param_into_net', {name} in the argument 'net' should have the same type "

@@ -813,7 +813,9 @@ class Optimizer(EngineOptimizer):
                         f"Variable Shape not match, Variable [ {var} ] need tensor with shape "
                         f"{_paddle_size(like)} but load set tensor with shape {_paddle_size(value)}"
                     )
-                if value.dtype != like.dtype:
+                # Paddle refuses any other dtype; between floating dtypes polyoptim casts (its
+                # low-precision state has the parameter's dtype where Paddle keeps float32)
+                if _integral(value) != _integral(like) or value.is_complex() != like.is_complex():
                     raise AssertionError(
                         f"Variable dtype not match, Variable [ {var} ] need tensor with dtype "
                         f"{_paddle_dtype(like)}  but load tensor with dtype {_paddle_dtype(value)}"
