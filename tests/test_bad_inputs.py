@@ -138,6 +138,16 @@ DEVIATIONS = {
         "MindSpore's AdamNoUpdateParam kernel refuses a NaN beta1 power at the step; the "
         "constructor takes NaN (as every MindSpore range check does), and so does polyoptim"
     ),
+    "mindspore:Lamb.param_dtype=int64": _NO_LAMB,
+    "mindspore:Lamb.param_dtype=int32": _NO_LAMB,
+    **{
+        f"mindspore:{c}.param_dtype={t}": (
+            f"MindSpore's {c} is built from element-wise primitives that run on integer "
+            "tensors; polyoptim refuses integer parameters in every optimizer"
+        )
+        for c, types in (("ASGD", ("int64", "int32")), ("Rprop", ("int64", "int32", "bool")))
+        for t in types
+    },
     "paddle:group.Adam.learning_rate='x'": _CPP + " (a str scale reaches adam_())",
     "paddle:Rprop.param_dtype=bool": _CPP + " (add_n, before rprop's own dtype check)",
     "paddle:set_state_dict.Adam(moment1='x')": _CPP + " (a str read as an array of length 1)",

@@ -427,11 +427,9 @@ def mindspore_cases() -> list[Case]:
     ]:
         label = ",".join(f"{k}={_name(v)}" for k, v in args.items())
         cases.append(Case(f"{target}({label})", "schedule", target, args))
-    for target in ("Momentum", "Adam", "RMSProp", "SGD"):
+    for target in MS_ARGS:
         for dtype in ("int64", "int32", "bool"):
-            base = {"learning_rate": 0.1, "momentum": 0.9} if target == "Momentum" else {}
-            if target == "RMSProp":
-                base = {"learning_rate": 0.1}
+            base = MS_ARGS[target][0]
             cases.append(
                 Case(f"{target}.param_dtype={dtype}", "dtype", target, {"dtype": dtype}, base)
             )

@@ -8,7 +8,7 @@ import torch
 
 from ..rules.fairseq_adafactor import adafactor_step, relative_step_size, second_moment_weight
 from . import _validator as V
-from .optimizer import Optimizer, f32
+from .optimizer import Optimizer, f32, unsupported_type
 
 __all__ = ["AdaFactor"]
 
@@ -59,6 +59,8 @@ class AdaFactor(Optimizer):
         ("exp_avg_sq_{}", "exp_avg_sq"),
     )
     _ckpt_globals = (("afactor_step", "step", (1,)),)
+
+    _dtype_refusal = unsupported_type("FusedAdaFactor")
 
     def __init__(
         self,

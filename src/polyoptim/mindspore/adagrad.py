@@ -8,7 +8,7 @@ from typing import Any
 from ..rules.adadelta import adadelta
 from ..rules.tf_adagrad import adagrad_no_eps, ftrl, proximal_adagrad
 from . import _validator as V
-from .optimizer import Optimizer, f32
+from .optimizer import NUMBER_TYPES, Optimizer, f32, primitive_type_error
 
 __all__ = ["FTRL", "Adadelta", "Adagrad", "ProximalAdagrad"]
 
@@ -42,6 +42,8 @@ class Adagrad(Optimizer):
 
     rule = adagrad_no_eps
     _ckpt_slots = (("accum.{}", "sum"),)
+
+    _dtype_refusal = primitive_type_error("ApplyAdagrad", "accum", NUMBER_TYPES[:5], ref=True)
 
     def __init__(
         self,
@@ -88,6 +90,10 @@ class Adadelta(Optimizer):
 
     rule = adadelta
     _ckpt_slots = (("accum.{}", "square_avg"), ("accum_update.{}", "acc_delta"))
+
+    _dtype_refusal = primitive_type_error(
+        "ApplyAdadelta", "accum_type", ("Float16", "Float32", "Float64"), ref=True
+    )
 
     def __init__(
         self,
@@ -146,6 +152,10 @@ class ProximalAdagrad(Optimizer):
 
     rule = proximal_adagrad
     _ckpt_slots = (("accum.{}", "sum"),)
+
+    _dtype_refusal = primitive_type_error(
+        "ApplyProximalAdagrad", "accum", ("Float16", "Float32"), ref=True
+    )
 
     def __init__(
         self,
@@ -215,6 +225,12 @@ class FTRL(Optimizer):
     _sparse_ok = True
     _lazy = True
     _ckpt_slots = (("moments.{}", "accum"), ("linear.{}", "linear"))
+
+    _dtype_refusal = (
+        "Data type conversion is not supported for a 'Parameter', nor for the input tensor of "
+        "an in-place operator, the argument[var]'s data type of primitive[ApplyFtrl] is {ms}, "
+        "which cannot be converted to data type Float32 automatically."
+    )
 
     def __init__(
         self,

@@ -8,7 +8,7 @@ from typing import Any
 from ..rules.base import Buffer
 from ..rules.sgd import sgd
 from . import _validator as V
-from .optimizer import Optimizer, f32
+from .optimizer import NUMBER_TYPES, Optimizer, f32, primitive_type_error, unsupported_type
 
 __all__ = ["SGD", "Momentum"]
 
@@ -47,14 +47,8 @@ class Momentum(Optimizer):
     _ckpt_slots = (("moments.{}", "momentum_buffer"),)
     _ckpt_hypers = (("momentum", "momentum"),)
 
-    _dtype_refusal = "Select CPU operator[ApplyMomentum] fail! Unsupported data type!"
-    _bool_refusal = (
-        "For primitive[ApplyMomentum], the input argument[v_type] must be a type of "
-        "{{Tensor[Complex128], Tensor[Complex64], Tensor[Float16], Tensor[Float32], "
-        "Tensor[Float64], Tensor[Int16], Tensor[Int32], Tensor[Int64], Tensor[Int8], "
-        "Tensor[UInt16], Tensor[UInt32], Tensor[UInt64], Tensor[UInt8]}}, but got "
-        "Ref[Tensor[{ms}]]."
-    )
+    _dtype_refusal = unsupported_type("ApplyMomentum")
+    _bool_refusal = primitive_type_error("ApplyMomentum", "v_type", NUMBER_TYPES, ref=True)
 
     def __init__(
         self,

@@ -101,6 +101,33 @@ def _is_schedule(x: Any) -> bool:
     )
 
 
+#: the tensor types many MindSpore kernels list (every number type but bfloat16)
+NUMBER_TYPES = (
+    "Complex128", "Complex64", "Float16", "Float32", "Float64", "Int16", "Int32", "Int64", "Int8",
+    "UInt16", "UInt32", "UInt64", "UInt8",
+)  # fmt: skip
+
+
+def primitive_type_error(
+    prim: str, arg: str, types: Iterable[str], *, ref: bool = False, bare: Iterable[str] = ()
+) -> str:
+    """MindSpore's type-check message of a kernel primitive, as a template of ``{ms}`` (the
+    parameter's MindSpore type): ``For primitive[Adam], the input argument[grad] must be a type
+    of {...}, but got Tensor[Int64].`` (``Ref[...]`` for a parameter the kernel writes;
+    ``bare``: scalar types listed before the tensor ones)."""
+    listed = ", ".join([*bare, *(f"Tensor[{t}]" for t in types)])
+    got = "Ref[Tensor[{ms}]]" if ref else "Tensor[{ms}]"
+    return (
+        f"For primitive[{prim}], the input argument[{arg}] must be a type of {{{{{listed}}}}}, "
+        f"but got {got}."
+    )
+
+
+def unsupported_type(prim: str) -> str:
+    """MindSpore's kernel-selection failure for an unsupported dtype."""
+    return f"Select CPU operator[{prim}] fail! Unsupported data type!"
+
+
 class Optimizer(engine.Optimizer):
     r"""Base class of the MindSpore-dialect optimizers, usable for user optimizers as in
     MindSpore.

@@ -6,7 +6,7 @@ from typing import Any
 
 from ..rules.tf_rmsprop import tf_rmsprop
 from . import _validator as V
-from .optimizer import Optimizer, f32
+from .optimizer import NUMBER_TYPES, Optimizer, f32, primitive_type_error
 
 __all__ = ["RMSProp"]
 
@@ -56,17 +56,10 @@ class RMSProp(Optimizer):
         ("mean_grad.{}", "grad_avg"),
     )
 
-    _dtype_refusal = (
-        "For primitive[ApplyRMSProp], the input argument[decay dtype] must be a type of {{Float16, "
-        "Float32, Tensor[Float16], Tensor[Float32]}}, but got Tensor[{ms}]."
+    _dtype_refusal = primitive_type_error(
+        "ApplyRMSProp", "decay dtype", ("Float16", "Float32"), bare=("Float16", "Float32")
     )
-
-    _bool_refusal = (
-        "For primitive[ApplyRMSProp], the input argument[grad dtype] must be a type of "
-        "{{Tensor[Complex64], Tensor[Float16], Tensor[Float32], Tensor[Float64], Tensor[Int16], "
-        "Tensor[Int32], Tensor[Int64], Tensor[Int8], Tensor[UInt16], Tensor[UInt32], "
-        "Tensor[UInt64], Tensor[UInt8]}}, but got Tensor[{ms}]."
-    )
+    _bool_refusal = primitive_type_error("ApplyRMSProp", "grad dtype", NUMBER_TYPES[1:])
 
     def __init__(
         self,
