@@ -61,9 +61,16 @@ def paddle_namespace() -> Namespace:
         return p
 
     def step(opt, params, grads):
-        for p, g in zip(params, grads):
-            p.grad = _tensor(g, str(p.dtype).removeprefix("torch."))
-        opt.step()
+        def closure():  # LBFGS re-evaluates; the others are stepped once
+            for p, g in zip(params, grads):
+                p.grad = _tensor(g, str(p.dtype).removeprefix("torch."))
+            return torch.tensor(1.0)
+
+        if isinstance(opt, P.LBFGS):
+            opt.step(closure)
+        else:
+            closure()
+            opt.step()
 
     def snapshot(opt, params):
         return [_text(p) for p in params], _flat(opt.state_dict())

@@ -234,9 +234,9 @@ def paddle_cases() -> list[Case]:
     ]:
         label = ",".join(f"{k}={_name(v)}" for k, v in args.items())
         cases.append(Case(f"lr.{target}({label})", "schedule", target, args))
-    for target in PADDLE_ARGS:
+    for target in [*PADDLE_ARGS, "LBFGS"]:
         for dtype in ("int64", "int32", "bool"):
-            base = PADDLE_ARGS[target][0]
+            base = PADDLE_ARGS[target][0] if target in PADDLE_ARGS else {}
             cases.append(
                 Case(f"{target}.param_dtype={dtype}", "dtype", target, {"dtype": dtype}, base)
             )

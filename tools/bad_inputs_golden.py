@@ -56,9 +56,16 @@ def paddle_namespace() -> Namespace:
         return p
 
     def step(opt, params, grads):
-        for p, g in zip(params, grads):
-            p._set_grad_ivar(paddle.to_tensor(np.asarray(g, dtype=p.numpy().dtype)))
-        opt.step()
+        def closure():  # LBFGS re-evaluates; the others are stepped once
+            for p, g in zip(params, grads):
+                p._set_grad_ivar(paddle.to_tensor(np.asarray(g, dtype=p.numpy().dtype)))
+            return paddle.to_tensor(1.0)
+
+        if type(opt).__name__ == "LBFGS":
+            opt.step(closure)
+        else:
+            closure()
+            opt.step()
 
     def snapshot(opt, params):
         sd = opt.state_dict()
