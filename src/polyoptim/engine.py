@@ -35,6 +35,7 @@ the list (it may replace list items), with ``params[i]``/``grads[i]`` the tensor
 # thousands of small tensors is dominated by this host work
 _GRAD = operator.attrgetter("grad")
 _IS_SPARSE = operator.attrgetter("is_sparse")
+_IS_FLOAT = torch.Tensor.is_floating_point
 _is_none = functools.partial(operator.is_, None)
 
 
@@ -181,6 +182,24 @@ class Optimizer(torch.optim.Optimizer):
                 self._check_grad(p, group)
         return params, grads
 
+    def _check_dtypes(self, params: Sequence[Sequence[torch.Tensor]]) -> None:
+        """Refuse integer and bool parameters before any transform or update runs, so that a
+        refused step changes nothing (``params[i]``: the stepped tensors of group i)."""
+        for group, ps in zip(self.param_groups, params):
+            if all(map(_IS_FLOAT, ps)):  # the usual case, checked in C over the whole list
+                continue
+            if any(not (p.is_floating_point() or p.is_complex()) for p in ps):
+                self._refuse_dtypes(group, ps)
+
+    def _refuse_dtypes(self, group: dict[str, Any], params: Sequence[torch.Tensor]) -> None:
+        """Raise the dialect's error for a group holding integer or bool parameters (the
+        dialects give their framework's; this is the engine's own)."""
+        bad = next(p for p in params if not (p.is_floating_point() or p.is_complex()))
+        raise RuntimeError(
+            f"{type(self).__name__} steps floating point and complex parameters only, "
+            f"got one of dtype {bad.dtype}"
+        )
+
     def _check_grad(self, p: torch.Tensor, group: dict[str, Any]) -> None:
         """Refuse gradients the algorithm cannot take (sparse ones by default)."""
         if p.grad.is_sparse:
@@ -206,6 +225,7 @@ class Optimizer(torch.optim.Optimizer):
             ps, gs = self._gather(g)
             params.append(ps)
             grads.append(gs)
+        self._check_dtypes(params)
         for transform in self.transforms:
             transform(self.param_groups, params, grads)
         for group, ps, gs in zip(self.param_groups, params, grads):

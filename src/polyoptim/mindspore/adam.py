@@ -9,7 +9,7 @@ import torch
 
 from ..rules.tf_adam import adam_hat, adamax_hat, adamw_no_bias_correction
 from . import _validator as V
-from .optimizer import Optimizer, f32
+from .optimizer import NUMBER_TYPES, Optimizer, f32, primitive_type_error, unsupported_type
 
 __all__ = ["AdaMax", "Adam", "AdamOffload", "AdamWeightDecay", "LazyAdam"]
 
@@ -78,6 +78,10 @@ class Adam(Optimizer):
     _sparse_ok = True
     _ckpt_slots = _ADAM_SLOTS
     _ckpt_globals = (("beta1_power", "beta1_power", ()), ("beta2_power", "beta2_power", ()))
+
+    _dtype_refusal = primitive_type_error(
+        "Adam", "grad", ("Float16", "Float32"), bare=("Float16", "Float32")
+    )
 
     def __init__(
         self,
@@ -217,6 +221,8 @@ class AdamOffload(Adam):
 
     _ckpt_globals = (("beta1_power", "beta1_power", (1,)), ("beta2_power", "beta2_power", (1,)))
 
+    _dtype_refusal = primitive_type_error("AdamNoUpdateParam", "grad", ("Float32",))
+
     def __init__(
         self,
         params: Any,
@@ -312,6 +318,8 @@ class LazyAdam(Adam):
             loss_scale,
             use_lazy=True,
         )
+        # MindSpore's LazyAdam checks this after the base class, under a misspelt name
+        V.check_value_type("weight_dacay", weight_decay, [float], self.cls_name)
 
 
 class AdamWeightDecay(Optimizer):
@@ -347,6 +355,9 @@ class AdamWeightDecay(Optimizer):
     _pipeline = ()
     _rule_decay = True
     _ckpt_slots = (("adam_m.{}", "exp_avg"), ("adam_v.{}", "exp_avg_sq"))
+
+    _dtype_refusal = unsupported_type("AdamWeightDecay")
+    _bool_refusal = primitive_type_error("AdamWeightDecay", "grad", ("BFloat16", *NUMBER_TYPES[1:]))
 
     def __init__(
         self,
@@ -393,6 +404,10 @@ class AdaMax(Optimizer):
     rule = adamax_hat
     _ckpt_slots = (("moment1.{}", "exp_avg"), ("moment2.{}", "exp_inf"))
     _ckpt_globals = (("beta1_power", "beta1_power", (1,)),)
+
+    _dtype_refusal = primitive_type_error(
+        "ApplyAdaMax", "grad_type", ("Float16", "Float32", "Float64")
+    )
 
     def __init__(
         self,

@@ -36,7 +36,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..interop.mindspore_ckpt import CheckpointError, read_checkpoint, write_checkpoint
+from ..interop.mindspore_ckpt import (
+    _TORCH_TO_MS,
+    CheckpointError,
+    read_checkpoint,
+    write_checkpoint,
+)
 from .optimizer import Optimizer, ParameterTuple, f32
 
 __all__ = [
@@ -295,6 +300,10 @@ def load_checkpoint(
     return out
 
 
+_MS_FLOATS = {torch.float16, torch.float32, torch.float64, torch.bfloat16}
+_MS_INTS = {torch.int8, torch.int16, torch.int32, torch.int64}
+
+
 def _check_shape(name: str, target: torch.Tensor, value: Any, strict: bool) -> torch.Tensor:
     if not isinstance(value, torch.Tensor):
         raise TypeError(
@@ -307,12 +316,21 @@ def _check_shape(name: str, target: torch.Tensor, value: Any, strict: bool) -> t
             f"For 'load_param_into_net', {name} in the argument 'net' should have the same shape "
             f"as {name} in the argument 'parameter_dict'. But got its shape "
             f"{tuple(target.shape)} in the argument 'net' and shape {tuple(value.shape)} in the "
-            "argument 'parameter_dict'."
+            "argument 'parameter_dict'.May you need to check whether the checkpoint you loaded "
+            "is correct or the batch size and so on in the 'net' and 'parameter_dict' are same."
         )
-    if strict and value.dtype != target.dtype:
+    # MindSpore converts between its float types, or between its signed int types, unless
+    # strict_load (``_type_convert``); anything else is refused
+    kinds = {value.dtype, target.dtype}
+    convertible = kinds <= _MS_FLOATS or kinds <= _MS_INTS
+    if value.dtype != target.dtype and (strict or not convertible):
+        names = _TORCH_TO_MS
         raise RuntimeError(
-            f"For 'load_param_into_net', {name} has dtype {value.dtype} in the checkpoint and "
-            f"{target.dtype} here (strict_load=True)."
+            f"For 'load_param_into_net', {name} in the argument 'net' should have the same type "
+            f"as {name} in the argument 'parameter_dict'. but got its type "
+            f"{names.get(target.dtype, target.dtype)} in the argument 'net' and type "
+            f"{names.get(value.dtype, value.dtype)} in the argument 'parameter_dict'.May you need "
+            "to check whether the checkpoint you loaded is correct."
         )
     return value.reshape(target.shape)
 

@@ -116,6 +116,33 @@ def _is_schedule(x: Any) -> bool:
     )
 
 
+#: the tensor types many MindSpore kernels list (every number type but bfloat16)
+NUMBER_TYPES = (
+    "Complex128", "Complex64", "Float16", "Float32", "Float64", "Int16", "Int32", "Int64", "Int8",
+    "UInt16", "UInt32", "UInt64", "UInt8",
+)  # fmt: skip
+
+
+def primitive_type_error(
+    prim: str, arg: str, types: Iterable[str], *, ref: bool = False, bare: Iterable[str] = ()
+) -> str:
+    """MindSpore's type-check message of a kernel primitive, as a template of ``{ms}`` (the
+    parameter's MindSpore type): ``For primitive[Adam], the input argument[grad] must be a type
+    of {...}, but got Tensor[Int64].`` (``Ref[...]`` for a parameter the kernel writes;
+    ``bare``: scalar types listed before the tensor ones)."""
+    listed = ", ".join([*bare, *(f"Tensor[{t}]" for t in types)])
+    got = "Ref[Tensor[{ms}]]" if ref else "Tensor[{ms}]"
+    return (
+        f"For primitive[{prim}], the input argument[{arg}] must be a type of {{{{{listed}}}}}, "
+        f"but got {got}."
+    )
+
+
+def unsupported_type(prim: str) -> str:
+    """MindSpore's kernel-selection failure for an unsupported dtype."""
+    return f"Select CPU operator[{prim}] fail! Unsupported data type!"
+
+
 class Optimizer(engine.Optimizer):
     r"""Base class of the MindSpore-dialect optimizers, usable for user optimizers as in
     MindSpore.
@@ -297,7 +324,8 @@ class Optimizer(engine.Optimizer):
                 )
             self.dynamic_lr = True
             return lr.detach().to("cpu", torch.float32).clone()
-        if isinstance(lr, Iterable) and not isinstance(lr, str | bytes | dict):
+        # a str is an Iterable to MindSpore too: its characters go through float() ("x" fails)
+        if isinstance(lr, Iterable) and not isinstance(lr, bytes | dict):
             self.dynamic_lr = True
             values = [float(v) for v in lr]
             return torch.tensor(values, dtype=torch.float32)
@@ -345,7 +373,7 @@ class Optimizer(engine.Optimizer):
                 order = [_split(x)[1] for x in group["order_params"]]
                 continue
             if "params" not in group:
-                raise KeyError("For 'Optimizer', every group needs the key 'params'.")
+                raise KeyError("params")  # MindSpore's own: a bare lookup
             members = _parameters_base_check(group["params"], "group `params`")
             for index, x in enumerate(members):
                 if not _is_param(x):
@@ -680,6 +708,20 @@ class Optimizer(engine.Optimizer):
     def _check_grad(self, p: torch.Tensor, group: dict[str, Any]) -> None:
         if p.grad is not None and p.grad.is_sparse and not self._sparse_ok:
             raise RuntimeError(f"{self.cls_name} does not support sparse gradients")
+
+    #: MindSpore's error for a parameter of integer or bool dtype ``{ms}`` (its kernel's type
+    #: check; the classes whose text was recorded from MindSpore 2.10.0 set their own)
+    _dtype_refusal: str = "For '{cls}', parameters of type Tensor[{ms}] are not supported."
+    #: the same for a bool parameter, where MindSpore's kernel says something else
+    _bool_refusal: str | None = None
+
+    def _refuse_dtypes(self, group: dict[str, Any], params: Sequence[torch.Tensor]) -> None:
+        """MindSpore's ``TypeError`` for integer and bool parameters, before anything changes."""
+        p = next(p for p in params if not (p.is_floating_point() or p.is_complex()))
+        name = str(p.dtype).removeprefix("torch.")  # int64 -> Int64, uint8 -> UInt8, bool -> Bool
+        ms = "UInt" + name[4:] if name.startswith("uint") else name.capitalize()
+        text = self._bool_refusal if p.dtype == torch.bool and self._bool_refusal else None
+        raise TypeError((text or self._dtype_refusal).format(cls=self.cls_name, ms=ms))
 
     def _gather(self, group: dict[str, Any]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         if self._given is None:

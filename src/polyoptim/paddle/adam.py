@@ -30,12 +30,18 @@ def _value(x: Any) -> float:
     return float(x.reshape(-1)[0]) if isinstance(x, torch.Tensor) else float(x)
 
 
+def _scalar(x: Any) -> Any:
+    """A one-element Tensor hyperparameter as a float; anything else as given (Paddle's
+    messages print the value as the user wrote it)."""
+    return _value(x) if isinstance(x, torch.Tensor) else x
+
+
 def _check_adam_args(beta1: Any, beta2: Any, epsilon: Any) -> None:
     if not isinstance(beta1, torch.Tensor) and not 0 <= beta1 < 1:
         raise ValueError("Invalid value of beta1, expect beta1 in [0,1).")
     if not isinstance(beta2, torch.Tensor) and not 0 <= beta2 < 1:
         raise ValueError("Invalid value of beta2, expect beta2 in [0,1).")
-    if not isinstance(epsilon, torch.Tensor) and not epsilon >= 0:
+    if not isinstance(epsilon, torch.Tensor) and not 0 <= epsilon:  # noqa: SIM300 (Paddle's order)
         raise ValueError("Invalid value of epsilon, expect epsilon >= 0.")
 
 
@@ -104,6 +110,8 @@ class Adam(Optimizer):
 
     rule = rules.adam
     _accumulators = _ADAM_ACCS
+
+    _kernel_args = {"lazy_mode": (14, "bool"), "amsgrad": (18, "bool")}
 
     def __init__(
         self,
@@ -196,6 +204,8 @@ class AdamW(Optimizer):
 
     rule = torch_prologue(rules.adam)
     _accumulators = _ADAM_ACCS
+
+    _kernel_args = {"lazy_mode": (17, "bool"), "amsgrad": (21, "bool")}
 
     def __init__(
         self,
@@ -330,7 +340,8 @@ class Adamax(Optimizer):
 def _check_nadam_args(learning_rate: Any, beta1: Any, beta2: Any, epsilon: Any) -> None:
     if isinstance(learning_rate, (float, int)) and not learning_rate >= 0.0:
         raise ValueError(f"Invalid learning rate: {learning_rate}, expect learning_rate >= 0.")
-    if not epsilon >= 0.0:
+    # the comparisons as Paddle writes them: a str or None fails the same way
+    if not 0.0 <= epsilon:  # noqa: SIM300 (Paddle's order)
         raise ValueError(f"Invalid epsilon value: {epsilon}, expect epsilon >= 0.")
     if not 0.0 <= beta1 < 1.0:
         raise ValueError(f"Invalid beta1: {beta1}, expect 0. <= beta1 < 1.0.")
@@ -393,8 +404,8 @@ class NAdam(Optimizer):
         grad_clip: ClipGradBase | None = None,
         name: str | None = None,
     ) -> None:
-        _check_nadam_args(learning_rate, _value(beta1), _value(beta2), epsilon)
-        if not momentum_decay >= 0.0:
+        _check_nadam_args(learning_rate, _scalar(beta1), _scalar(beta2), epsilon)
+        if not 0.0 <= momentum_decay:  # noqa: SIM300 (Paddle's order)
             raise ValueError(
                 f"Invalid momentum_decay value: {momentum_decay}, expect momentum_decay >= 0."
             )
@@ -465,7 +476,7 @@ class RAdam(Optimizer):
         grad_clip: ClipGradBase | None = None,
         name: str | None = None,
     ) -> None:
-        _check_nadam_args(learning_rate, _value(beta1), _value(beta2), epsilon)
+        _check_nadam_args(learning_rate, _scalar(beta1), _scalar(beta2), epsilon)
         defaults = {"beta1": beta1, "beta2": beta2, "epsilon": epsilon}
         super().__init__(
             learning_rate, parameters, weight_decay, grad_clip, name, _defaults=defaults
@@ -517,6 +528,12 @@ class Lamb(Optimizer):
         Acc("beta1_pow_acc", "beta1_pow_acc"),
         Acc("beta2_pow_acc", "beta2_pow_acc"),
     )
+
+    _kernel_args = {
+        "lamb_weight_decay": (10, "double"),
+        "epsilon": (13, "double"),
+        "always_adapt": (14, "bool"),
+    }
 
     def __init__(
         self,

@@ -90,6 +90,18 @@ def _numbered_keys(sd: dict[str, Any]) -> dict[str, list[str]]:
     return out
 
 
+def _integral(t: torch.Tensor) -> bool:
+    return not (t.is_floating_point() or t.is_complex())
+
+
+def _paddle_size(t: torch.Tensor) -> str:
+    return f"paddle.Size({list(t.shape)})"
+
+
+def _paddle_dtype(t: torch.Tensor) -> str:
+    return str(t.dtype).replace("torch.", "paddle.")
+
+
 class Optimizer(EngineOptimizer):
     r"""Base class of the Paddle optimizers (``paddle.optimizer.Optimizer``).
 
@@ -377,7 +389,9 @@ class Optimizer(EngineOptimizer):
     def _gather(self, group: dict[str, Any]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         params, grads = [], []
         for p in group["params"]:
-            if not p.requires_grad or p.grad is None:
+            # an integer tensor cannot require grad in torch; with a gradient it is stepped, and
+            # refused as Paddle's kernel refuses it
+            if p.grad is None or not (p.requires_grad or _integral(p)):
                 continue
             if self._only is not None and id(p) not in self._only:
                 continue
@@ -391,6 +405,60 @@ class Optimizer(EngineOptimizer):
             grads.append(g)
         return params, grads
 
+    #: arguments Paddle's kernel call checks by type at each step (the constructor takes
+    #: anything): ``{name: (position in the kernel call, "double" or "bool")}``; the value is
+    #: the group's, or the optimizer's attribute of that name
+    _kernel_args: ClassVar[dict[str, tuple[int, str]]] = {}
+
+    def _kernel_name(self) -> str:
+        return next(
+            k.__name__.lower() for k in type(self).__mro__ if k.__module__.startswith(__package__)
+        )
+
+    def _check_kernel_args(self) -> None:
+        """Refuse, before anything changes, what Paddle's kernel call refuses at the step."""
+        for group in self.param_groups:
+            # Paddle calls the regularizer it was given (the optimizer's or the group's; a
+            # number here is a decoupled coefficient, AdamW's)
+            for reg in (self.regularization, group.get("weight_decay")):
+                if not isinstance(
+                    reg, (WeightDecayRegularizer, int, float, torch.Tensor, type(None))
+                ):
+                    raise TypeError(f"'{type(reg).__name__}' object is not callable")
+            if self._group_rules(group) and group.get("learning_rate", 1.0) is None:
+                raise TypeError(  # the scale times the rate, in Paddle's Tensor.__mul__
+                    "(InvalidType) __mul__(): argument (position 1) must be int, float, bool or "
+                    "Tensor, but got NoneType"
+                )
+            for name, (position, kind) in self._kernel_args.items():
+                value = group[name] if name in group else getattr(self, name, None)
+                if kind == "bool":
+                    ok = value is None or isinstance(value, bool)  # an optional bool
+                else:
+                    ok = isinstance(value, (int, float, np.number)) or (
+                        isinstance(value, torch.Tensor) and value.numel() == 1
+                    )
+                if not ok:
+                    raise TypeError(
+                        f"(InvalidType) {self._kernel_name()}_(): argument (position {position}) "
+                        f"must be {kind}, but got {type(value).__name__}"
+                    )
+
+    #: the dtypes Paddle's CPU kernel of this optimizer lists when it meets another one
+    _kernel_dtypes: ClassVar[str] = "float64, float32"
+
+    def _refuse_dtypes(self, group: dict[str, Any], params: Sequence[torch.Tensor]) -> None:
+        """Paddle's error for an integer or bool parameter: its kernel has no such dtype."""
+        p = next(p for p in params if _integral(p))
+        dtype = str(p.dtype).removeprefix("torch.")
+        place = "CPU" if p.device.type == "cpu" else "GPU"
+        kernel = self._kernel_name()
+        raise RuntimeError(
+            f"(NotFound) The kernel with key ({place}, Undefined(AnyLayout), {dtype}) of kernel "
+            f"`{kernel}` is not registered. Selected wrong DataType `{dtype}`. Paddle support "
+            f"following DataTypes: {self._kernel_dtypes}."
+        )
+
     def _check_sparse(self, p: torch.Tensor, group: dict[str, Any]) -> None:
         """Refuse sparse gradients where Paddle does (Adam with weight decay)."""
 
@@ -400,6 +468,7 @@ class Optimizer(EngineOptimizer):
         Args:
             closure: optional; re-evaluates the loss (Paddle's ``step()`` takes none).
         """
+        self._check_kernel_args()
         self._rows = {}
         try:
             return super().step(closure)
@@ -756,9 +825,18 @@ class Optimizer(EngineOptimizer):
                         raise ValueError(f"{key} holds different values per element")
                     like.fill_(float(flat[0]) if flat.numel() else 0.0)
                     continue
+                var = self._acc_key(owner, acc)
                 if tuple(value.shape) != tuple(like.shape):
-                    raise ValueError(
-                        f"{key} has shape {list(value.shape)}, expected {list(like.shape)}"
+                    raise AssertionError(  # Paddle's set_state_dict check, word for word
+                        f"Variable Shape not match, Variable [ {var} ] need tensor with shape "
+                        f"{_paddle_size(like)} but load set tensor with shape {_paddle_size(value)}"
+                    )
+                # Paddle refuses any other dtype; between floating dtypes polyoptim casts (its
+                # low-precision state has the parameter's dtype where Paddle keeps float32)
+                if _integral(value) != _integral(like) or value.is_complex() != like.is_complex():
+                    raise AssertionError(
+                        f"Variable dtype not match, Variable [ {var} ] need tensor with dtype "
+                        f"{_paddle_dtype(like)}  but load tensor with dtype {_paddle_dtype(value)}"
                     )
                 new[acc.key] = value.to(device=like.device, dtype=like.dtype).clone()
             plan.append((p, new))

@@ -121,6 +121,26 @@ class LBFGS(Optimizer):
     def _params(self) -> list[torch.Tensor]:
         return [p for group in self.param_groups for p in group["params"]]
 
+    def _refuse_integral(self) -> None:
+        """Paddle's errors for an integer or bool parameter, before anything changes: ``abs``
+        of the flat gradient has no bool kernel; an integer parameter fails the first update's
+        type promotion."""
+        for p in self._params:
+            if p.is_floating_point() or p.is_complex():
+                continue
+            dtype = str(p.dtype).removeprefix("torch.")
+            if p.dtype == torch.bool:
+                raise RuntimeError(
+                    "(NotFound) The kernel with key (CPU, Undefined(AnyLayout), bool) of kernel "
+                    "`abs` is not registered. Selected wrong DataType `bool`. Paddle support "
+                    "following DataTypes: int32, int64, float64, complex128, float32, complex64."
+                )
+            raise TypeError(
+                "(InvalidType) Type promotion only support calculations between floating-point "
+                "numbers and between complex and real numbers. But got different data type x: "
+                f"{dtype}, y: float32."
+            )
+
     @torch.no_grad()
     def step(self, closure: Callable[[], Any]) -> Any:  # type: ignore[override]
         """Run up to ``max_iter`` iterations.
@@ -138,11 +158,11 @@ class LBFGS(Optimizer):
         lr = self.learning_rate
         tol_grad, tol_change = self.tolerance_grad, self.tolerance_change
         flat = _FlatParams(self._params)
+        orig_loss = closure()
+        self._refuse_integral()
         state = self.lbfgs_state
         state.setdefault("func_evals", 0)
         state.setdefault("n_iter", 0)
-
-        orig_loss = closure()
         loss = _float(orig_loss)
         evals = 1
         state["func_evals"] += 1

@@ -36,6 +36,8 @@ class SGD(Optimizer):
 
     rule = sgd
 
+    _kernel_dtypes = "float64, float32, bfloat16"
+
     def __init__(
         self,
         learning_rate: float | LRScheduler = 0.001,
@@ -88,6 +90,8 @@ class Momentum(Optimizer):
 
     rule = sgd
     _accumulators = (Acc("velocity", "momentum_buffer"),)
+
+    _kernel_args = {"momentum": (6, "double"), "rescale_grad": (11, "double")}
 
     def __init__(
         self,
