@@ -17,6 +17,7 @@ import operator
 import os
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from itertools import repeat
 from typing import Any
 
 import torch
@@ -29,8 +30,8 @@ from .ops import ListOps, ScalarList, TensorList, TensorOps
 LEAN = os.environ.get("POLYOPTIM_LEAN", "1") != "0"
 
 _DTYPE = operator.attrgetter("dtype")
-_DEVICE = operator.attrgetter("device")
 _LAYOUT = operator.attrgetter("layout")
+_STRIDED = torch.strided
 
 
 def _real(t: torch.Tensor | None) -> torch.Tensor | None:
@@ -50,32 +51,43 @@ def _lean_wanted(hp: Mapping[str, Any]) -> bool:
 
 class _Programs:
     """Programs for a run of tensors whose scalars mostly repeat (one step count per group):
-    the last scalars and their program are remembered."""
+    the last scalars, their program and its host values are remembered."""
 
-    __slots__ = ("rule", "active", "last", "prog")
+    __slots__ = ("rule", "active", "last", "entry")
 
     def __init__(self, rule: Rule, active: tuple[bool, ...]) -> None:
-        self.rule, self.active, self.last, self.prog = rule, active, None, None
+        self.rule, self.active = rule, active
+        self.last: Any = None
+        self.entry: tuple[Program, tuple] | None = None
 
-    def __call__(self, sc: Mapping[str, Any]) -> Program | None:
-        if self.prog is not None:
+    def __call__(self, sc: Mapping[str, Any]) -> tuple[Program, tuple] | None:
+        """The program for ``sc`` and its host values, or None (the reference way)."""
+        if sc is self.last:
+            return self.entry
+        if self.entry is not None:
             try:
                 same = sc == self.last
             except (RuntimeError, TypeError, ValueError):  # tensors among the scalars
                 same = False
             if same is True:
-                return self.prog
+                self.last = sc
+                return self.entry
         prog = program_for(self.rule, self.active, sc)
-        self.last, self.prog = sc, prog
-        return prog
+        self.last = sc
+        self.entry = None if prog is None else (prog, prog.scalars_fn(sc))  # type: ignore[misc]
+        return self.entry
 
 
-def _same_kind(arrays: Sequence[torch.Tensor | None]) -> bool:
-    """One dtype and device, dense layout: every intermediate value has the arrays' dtype, so
-    computing it in place rounds it as the reference kernel does."""
-    ts = [t for t in arrays if t is not None]
-    dt, dev = ts[0].dtype, ts[0].device
-    return all(t.dtype == dt and t.device == dev and t.layout == torch.strided for t in ts)
+def _same_kind(p: torch.Tensor, g: torch.Tensor, bufs: Sequence[torch.Tensor | None]) -> bool:
+    """One dtype, dense gradient: every intermediate value has the arrays' dtype, so computing
+    it in place rounds it as the reference kernel does. (Mixed devices fail either way.)"""
+    dt = p.dtype
+    if g.dtype != dt or g.layout != _STRIDED:
+        return False
+    for b in bufs:
+        if b is not None and b.dtype != dt:
+            return False
+    return True
 
 
 def run_single(
@@ -88,14 +100,29 @@ def run_single(
 ) -> None:
     """Apply ``rule`` to each tensor in turn (torch's for-loop path)."""
     active = tuple(b.when(hp) for b in rule.buffers)
-    programs = _Programs(rule, active) if _lean_wanted(hp) else None
-    for p, g, st, sc in zip(params, grads, states, scalars):
-        pv, gv, bufs = _real(p), _real(g), _buffers(rule, hp, st)
-        prog = programs(sc) if programs is not None else None
-        if prog is not None and _same_kind([pv, gv, *bufs]):
-            prog.single(pv, gv, *bufs, sc)  # type: ignore[misc]
-            continue
-        _single_reference(rule, pv, gv, bufs, sc)
+    names = [b.name if on else None for b, on in zip(rule.buffers, active)]
+    if not params:
+        return
+    cols = [
+        list(map(operator.itemgetter(nm), states)) if nm is not None else repeat(None)
+        for nm in names
+    ]
+    if not _lean_wanted(hp):
+        for p, g, sc, *bufs in zip(params, grads, scalars, *cols):
+            _single_reference(rule, _real(p), _real(g), list(map(_real, bufs)), sc)
+        return
+    programs = _Programs(rule, active)
+    # the usual group: one dtype everywhere (checked column-wise, in C), else tensor by tensor
+    uniform = _uniform_bucket([params, grads, *(c for c in cols if isinstance(c, list))])
+    cplx = uniform and params[0].is_complex()
+    for p, g, sc, *bufs in zip(params, grads, scalars, *cols):
+        entry = programs(sc)
+        if entry is not None and (uniform or _same_kind(p, g, bufs)):
+            if cplx or (not uniform and p.is_complex()):
+                p, g, bufs = _real(p), _real(g), list(map(_real, bufs))
+            entry[0].single(p, g, *bufs, *entry[1])  # type: ignore[misc]
+        else:
+            _single_reference(rule, _real(p), _real(g), list(map(_real, bufs)), sc)
 
 
 def _single_reference(
@@ -127,14 +154,10 @@ def _host_shape(sc: Mapping[str, Any]) -> tuple:
 
 
 def _uniform_bucket(cols: Sequence[Sequence[torch.Tensor]]) -> bool:
-    """Every column of the bucket has the parameters' dtype and device and a dense layout."""
-    dt, dev, n = cols[0][0].dtype, cols[0][0].device, len(cols[0])
+    """Every column has the parameters' dtype and a dense layout (see :func:`_same_kind`)."""
+    dt, n = cols[0][0].dtype, len(cols[0])
     for col in cols:
-        if (
-            list(map(_DTYPE, col)).count(dt) != n
-            or list(map(_DEVICE, col)).count(dev) != n
-            or list(map(_LAYOUT, col)).count(torch.strided) != n
-        ):
+        if list(map(_DTYPE, col)).count(dt) != n or list(map(_LAYOUT, col)).count(_STRIDED) != n:
             return False
     return True
 
@@ -162,30 +185,64 @@ def run_foreach(
     for idx in buckets.values():
         rest = idx
         if lean:
-            rest = []
-            by_prog: dict[int, tuple[Program, list[int]]] = {}
-            cols = [[params[i] for i in idx], [grads[i] for i in idx]]
-            cols += [[states[i][nm] for i in idx] for nm in names]
-            if _uniform_bucket(cols):
-                for i in idx:
-                    prog = programs(scalars[i])
-                    if prog is None:
-                        rest.append(i)
-                    else:
-                        by_prog.setdefault(id(prog), (prog, []))[1].append(i)
-            else:
-                rest = idx
-            for prog, sub in by_prog.values():
-                arrays = {"p": [_real(params[i]) for i in sub], "g": [_real(grads[i]) for i in sub]}
-                for j, on in enumerate(active):
-                    if on:
-                        arrays[f"b{j}"] = [_real(states[i][rule.buffers[j].name]) for i in sub]
-                run_program_foreach(prog, arrays, [scalars[i] for i in sub])
+            rest = _foreach_lean(rule, active, names, programs, params, grads, states, scalars, idx)
         by_shape: dict[tuple, list[int]] = defaultdict(list)
         for i in rest:
             by_shape[_host_shape(scalars[i])].append(i)
         for sub in by_shape.values():
             _foreach_reference(rule, active, params, grads, states, scalars, sub)
+
+
+def _foreach_lean(
+    rule: Rule,
+    active: Sequence[bool],
+    names: Sequence[str],
+    programs: _Programs,
+    params: Sequence[torch.Tensor],
+    grads: Sequence[torch.Tensor],
+    states: Sequence[Mapping[str, Any]],
+    scalars: Sequence[Mapping[str, Any]],
+    idx: list[int],
+) -> list[int]:
+    """Run the bucket's lean programs (one per group of tensors sharing one); returns the
+    indices left to the reference way."""
+    n = len(idx)
+    whole = n == len(params)
+    ps = list(params) if whole else [params[i] for i in idx]
+    gs = list(grads) if whole else [grads[i] for i in idx]
+    sts = states if whole else [states[i] for i in idx]
+    bufs = [list(map(operator.itemgetter(nm), sts)) for nm in names]
+    if not _uniform_bucket([ps, gs, *bufs]):
+        return idx
+    scs = list(scalars) if whole else [scalars[i] for i in idx]
+    try:
+        one = scs.count(scs[0]) == n
+    except (RuntimeError, TypeError, ValueError):  # tensors among the scalars
+        return idx
+    if one:  # the usual step: every tensor at the same step count
+        entry = programs(scs[0])
+        parts = [] if entry is None else [(entry[0], range(n))]
+        rest = [] if entry is not None else list(range(n))
+    else:
+        by_prog: dict[int, tuple[Program, list[int]]] = {}
+        rest = []
+        for k, sc in enumerate(scs):
+            entry = programs(sc)
+            if entry is None:
+                rest.append(k)
+            else:
+                by_prog.setdefault(id(entry[0]), (entry[0], []))[1].append(k)
+        parts = list(by_prog.values())
+    cplx = ps[0].is_complex()
+    for prog, sub in parts:
+        pick = (lambda col: col) if len(sub) == n else (lambda col: [col[k] for k in sub])
+        arrays = {"p": pick(ps), "g": pick(gs)}
+        for j, col in zip((j for j, on in enumerate(active) if on), bufs):
+            arrays[f"b{j}"] = pick(col)
+        if cplx:
+            arrays = {k: list(map(torch.view_as_real, v)) for k, v in arrays.items()}
+        run_program_foreach(prog, arrays, pick(scs))
+    return [idx[k] for k in rest]
 
 
 def _foreach_reference(

@@ -174,7 +174,7 @@ class Program:
         instrs: the ops, in order.
         copies: ``(slot, location)``: final copies of values that could not be computed in
             their own slot; ``fills``: ``(slot, scalar)`` outputs that are a host scalar.
-        source: the for-loop function's Python source.
+        source: the for-loop function's Python source (:attr:`single`).
     """
 
     graph: Graph
@@ -185,8 +185,13 @@ class Program:
     copies: list[tuple[str, str]]
     fills: list[tuple[str, str]]
     source: str = ""
+    #: ``single(x_p, x_g, x_b0, ..., *scalars_fn(sc))``: the program on one tensor
     single: Callable[..., None] | None = field(default=None, repr=False)
+    #: ``scalars_fn(sc)``: the host values the ops read (Python arithmetic), in the order of
+    #: ``scalar_names``; ``consts``: the literals among the operands
     scalars_fn: Callable[..., tuple] | None = field(default=None, repr=False)
+    scalar_names: tuple[str, ...] = ()
+    consts: dict[str, float] = field(default_factory=dict)
 
 
 def build(graph: Graph, n_buffers: int) -> Program:
@@ -468,35 +473,37 @@ def _single_lines(ins: Instr) -> list[str]:
 
 
 def _source(prog: Program) -> str:
-    args = ", ".join(f"x_{s}" for s in prog.slots)
-    lines = [f"def run({args}, sc):"]
-    body = [f"s_{nm} = sc[{nm!r}]" for nm in prog.scalar_vars] + prog.scalar_code
+    """The for-loop function: ``run(x_p, x_g, x_b0, ..., *host values)`` -- the host values
+    (:attr:`Program.scalar_names`, from :attr:`Program.scalars_fn`) are computed once for
+    every tensor sharing them, so a call per tensor is its torch ops only."""
+    args = ", ".join([f"x_{s}" for s in prog.slots] + list(prog.scalar_names))
+    body: list[str] = []
     for ins in prog.instrs:
         body += _single_lines(ins)
     for dst, src in prog.copies:
         body.append(f"{dst} = {src}.clone()" if dst == "t_swap" else f"{dst}.copy_({src})")
     for dst, val in prog.fills:
         body.append(f"{dst}.fill_({val})")
-    return "\n".join(lines + [f"    {b}" for b in body or ["pass"]]) + "\n"
+    return "\n".join([f"def run({args}):"] + [f"    {b}" for b in body or ["pass"]]) + "\n"
 
 
 def _compile(prog: Program) -> None:
-    prog.source = _source(prog)
+    used = {a for ins in prog.instrs for a, k in zip(ins.args, ins.kinds) if k == "s"}
+    used |= {v for _, v in prog.fills}
+    # host values the ops read: variables (computed by ``scalars_fn``) and literals
+    prog.scalar_names = tuple(sorted(a for a in used if a.isidentifier()))
+    prog.consts = {a: float(a) for a in used if not a.isidentifier()}
     env: dict[str, Any] = {"torch": torch, "_math": math}
-    exec(compile(prog.source, f"<polyoptim lean {id(prog):x}>", "exec"), env)  # noqa: S102
-    prog.single = env["run"]
-    # the host scalars the ops read, as a tuple (the foreach program evaluates them per tensor)
-    needed = sorted(
-        {a for ins in prog.instrs for a, k in zip(ins.args, ins.kinds) if k == "s"}
-        | {v for _, v in prog.fills}
-    )
     src = ["def scal(sc):"]
     src += [f"    s_{nm} = sc[{nm!r}]" for nm in prog.scalar_vars]
     src += [f"    {c}" for c in prog.scalar_code]
-    src.append(f"    return ({', '.join(needed)}{',' if needed else ''})")
+    names = prog.scalar_names
+    src.append(f"    return ({', '.join(names)}{',' if names else ''})")
     exec(compile("\n".join(src) + "\n", "<polyoptim lean scalars>", "exec"), env)  # noqa: S102
     prog.scalars_fn = env["scal"]
-    prog.scalar_names = tuple(needed)  # type: ignore[attr-defined]
+    prog.source = _source(prog)
+    exec(compile(prog.source, f"<polyoptim lean {id(prog):x}>", "exec"), env)  # noqa: S102
+    prog.single = env["run"]
 
 
 # -- the cache: one traced program per configuration ----------------------------------------------
@@ -663,7 +670,7 @@ def run_program_foreach(
     """
     n = len(arrays["p"])
     assert prog.scalars_fn is not None
-    names: tuple[str, ...] = prog.scalar_names  # type: ignore[attr-defined]
+    names = prog.scalar_names
     first = scalars[0]
     if scalars.count(first) == len(scalars):  # one step count for the bucket: one evaluation
         values: Sequence[Any] = prog.scalars_fn(first)
@@ -671,6 +678,7 @@ def run_program_foreach(
         cols = zip(*map(prog.scalars_fn, scalars))
         values = [c[0] if c.count(c[0]) == n else ScalarList(c) for c in map(list, cols)]
     env: dict[str, Any] = {f"x_{s}": ts for s, ts in arrays.items()}
+    env.update(prog.consts)
     env.update(zip(names, values))
     for ins in prog.instrs:
         _foreach_step(ins, env, n)
