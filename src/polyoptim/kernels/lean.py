@@ -200,7 +200,7 @@ def build(graph: Graph, n_buffers: int) -> Program:
     Raises:
         TraceError: a node has no torch op of the required form.
     """
-    outputs = graph.outputs
+    outputs = _common_subexpressions(graph.outputs)
     roots = list(outputs.values())
     nodes = walk(roots)
     scalar_nodes = [n for n in nodes if n.kind == "scalar"]
@@ -221,10 +221,12 @@ def build(graph: Graph, n_buffers: int) -> Program:
         resolved[id(n)] = (op, args)
     end = len(order)
     last: dict[int, int] = {}
+    consumers: dict[int, int] = {}
     for i, n in enumerate(order):
         for a in resolved[id(n)][1]:
             if a.kind != "scalar":
                 last[id(a)] = i
+                consumers[id(a)] = consumers.get(id(a), 0) + 1
     for n in roots:
         last[id(n)] = end  # an output lives to the end
 
@@ -275,8 +277,15 @@ def build(graph: Graph, n_buffers: int) -> Program:
                 if a.kind != n.kind or alive_after(id(a), i):
                     continue
                 if la.startswith("x_"):
+                    # only a value on a chain into the slot's new value: one read elsewhere
+                    # would keep the slot busy when its new value is due
                     s = la[2:]
-                    if s not in written or id(n) not in anc[s] or occupant.get(la) != id(a):
+                    if (
+                        s not in written
+                        or id(n) not in anc[s]
+                        or occupant.get(la) != id(a)
+                        or consumers.get(id(n), 0) > 1
+                    ):
                         continue
                 elif la[0] != pool:
                     continue
@@ -335,6 +344,29 @@ def build(graph: Graph, n_buffers: int) -> Program:
         copies,
         fills,
     )
+
+
+def _common_subexpressions(outputs: Mapping[str, Node]) -> dict[str, Node]:
+    """The outputs with equal subexpressions merged (a rule that writes ``s < 0`` twice
+    computes it once): same op on the same operands gives the same bits."""
+    canon: dict[int, Node] = {}
+    seen: dict[tuple, Node] = {}
+
+    def key_of(a: Any) -> Any:
+        if isinstance(a, Node):
+            return ("node", id(canon[id(a)]))
+        if isinstance(a, float):
+            return ("float", repr(a))  # keeps -0.0 and 0.0, and NaN, apart
+        return ("value", type(a).__name__, a)
+
+    for n in walk(list(outputs.values())):
+        args = tuple(canon[id(a)] if isinstance(a, Node) else a for a in n.args)
+        key = (n.op, n.kind, tuple(map(key_of, n.args)))
+        rep = seen.get(key)
+        if rep is None:
+            rep = seen[key] = n if args == n.args else Node(n.op, args, n.kind, n.value)
+        canon[id(n)] = rep
+    return {s: canon[id(n)] for s, n in outputs.items()}
 
 
 def _order_copies(copies: list[tuple[str, str]]) -> list[tuple[str, str]]:
