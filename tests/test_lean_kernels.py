@@ -46,8 +46,10 @@ def test_lean_equals_reference_bit_for_bit(case: Case, monkeypatch) -> None:
     assert got is not None and len(got) == len(ref)
     for a, b in zip(ref, got):
         assert a.dtype == b.dtype
-        assert torch.equal(a, b) or (a.isnan() == b.isnan()).all() and torch.equal(
-            a.nan_to_num(), b.nan_to_num()
+        assert (
+            torch.equal(a, b)
+            or (a.isnan() == b.isnan()).all()
+            and torch.equal(a.nan_to_num(), b.nan_to_num())
         ), (a, b)
 
 
@@ -160,7 +162,7 @@ def _allocations(mod, name: str, kw: dict, foreach: bool) -> int:
     gen = torch.Generator().manual_seed(0)
     ps = [torch.randn(SIZE, generator=gen) for _ in range(3)]
     opt = getattr(mod, name)(ps, foreach=foreach, **kw)
-    for step in range(3):  # state exists, rectification on (RAdam), past the first steps
+    for _ in range(3):  # state exists, rectification on (RAdam), past the first steps
         for p in ps:
             p.grad = torch.randn(SIZE, generator=gen)
         opt.step()
@@ -203,3 +205,23 @@ def test_reference_evaluation_allocates_more(monkeypatch) -> None:
     theirs = _allocations(torch.optim, "Adam", {}, False)
     monkeypatch.setattr(eager, "LEAN", False)
     assert _allocations(polyoptim, "Adam", {}, False) > theirs
+
+
+def test_bench_reports_non_fused_paths_against_torch(tmp_path, monkeypatch) -> None:
+    """Plumbing only (benchmarks are never timed tests): ``polyoptim bench`` times polyoptim's
+    foreach and for-loop paths with torch's in the same rounds and reports their ratios and
+    peak memory."""
+    from polyoptim import bench
+
+    monkeypatch.setitem(bench.SIZES, "t", (3, 1000))
+    monkeypatch.setattr(bench, "ROOF_ELEMENTS", 100_000)
+    monkeypatch.setattr(bench, "fresh_process_first_call", lambda: None)
+    paths = ("torch_forloop", "torch_foreach", "poly_forloop", "poly_foreach")
+    report = bench.run_bench(["sgd"], ["t"], repeats=3, paths=paths)
+    (row,) = report["results"]
+    assert set(row["ms"]) == set(paths)
+    assert set(row["nonfused"]) == {"foreach", "forloop"}
+    assert all(v > 0 for v in row["nonfused"].values())
+    bench.write_outputs(report, tmp_path)
+    md = (tmp_path / "bench.md").read_text()
+    assert "| sgd | (t) | " in md and "MB polyoptim foreach" in md

@@ -84,10 +84,7 @@ def _same_kind(p: torch.Tensor, g: torch.Tensor, bufs: Sequence[torch.Tensor | N
     dt = p.dtype
     if g.dtype != dt or g.layout != _STRIDED:
         return False
-    for b in bufs:
-        if b is not None and b.dtype != dt:
-            return False
-    return True
+    return not any(b is not None and b.dtype != dt for b in bufs)
 
 
 def run_single(
@@ -234,14 +231,16 @@ def _foreach_lean(
                 by_prog.setdefault(id(entry[0]), (entry[0], []))[1].append(k)
         parts = list(by_prog.values())
     cplx = ps[0].is_complex()
+    slots = ["p", "g", *(f"b{j}" for j, on in enumerate(active) if on)]
     for prog, sub in parts:
-        pick = (lambda col: col) if len(sub) == n else (lambda col: [col[k] for k in sub])
-        arrays = {"p": pick(ps), "g": pick(gs)}
-        for j, col in zip((j for j, on in enumerate(active) if on), bufs):
-            arrays[f"b{j}"] = pick(col)
+        whole_part = len(sub) == n
+        arrays = {
+            slot: col if whole_part else [col[k] for k in sub]
+            for slot, col in zip(slots, [ps, gs, *bufs])
+        }
         if cplx:
             arrays = {k: list(map(torch.view_as_real, v)) for k, v in arrays.items()}
-        run_program_foreach(prog, arrays, pick(scs))
+        run_program_foreach(prog, arrays, scs if whole_part else [scs[k] for k in sub])
     return [idx[k] for k in rest]
 
 
