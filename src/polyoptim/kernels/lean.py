@@ -27,15 +27,17 @@ Example:
     >>> from polyoptim.rules.sgd import sgd
     >>> sc = dict(lr=0.1, momentum=0.9, dampening=0.0, nesterov=False, first=False)
     >>> prog = program_for(sgd, (True,), sc)
-    >>> print(prog.source.split("\\n", 1)[1])  # doctest: +NORMALIZE_WHITESPACE
-        s_lr = sc['lr']
-        s_momentum = sc['momentum']
-        s_dampening = sc['dampening']
-        v2 = 1.0 - s_dampening
-        v5 = -s_lr
+    >>> print(prog.source)
+    def run(x_p, x_g, x_b0, s_momentum, v3, v5):
         x_b0.mul_(s_momentum)
-        x_b0.add_(x_g, alpha=v2)
+        x_b0.add_(x_g, alpha=v3)
         x_p.add_(x_b0, alpha=v5)
+    <BLANKLINE>
+    >>> prog.scalar_names, prog.scalars_fn(sc)   # 1 - dampening, -lr: once per distinct scalars
+    (('s_momentum', 'v3', 'v5'), (0.9, 1.0, -0.1))
+    >>> p, g, buf = torch.ones(2), torch.ones(2), torch.ones(2)
+    >>> prog.single(p, g, buf, *prog.scalars_fn(sc)); p, buf
+    (tensor([0.8100, 0.8100]), tensor([1.9000, 1.9000]))
 """
 
 from __future__ import annotations
