@@ -105,6 +105,7 @@ _SHAPE: dict[str, str] = {
     "abs": "e",
     "sign": "e",
     "sqrt": "e",
+    "reciprocal": "e",
     "maximum": "ee",
     "minimum": "ee",
     "clamp_min": "es",
@@ -132,6 +133,8 @@ def _resolve(node: Node) -> tuple[str, tuple[Node, ...]]:
     on the left of ``-``, ``/``, ``**`` becomes torch's reflected op, as the eager kernel's
     ``Tensor.__rsub__``/``__rtruediv__``/``__rpow__`` compute it)."""
     op, args = node.op, node.args
+    if op == "div" and args[0].op == "const" and args[0].args[0] == 1.0:
+        return "reciprocal", args[1:]  # torch's ``1 / t`` is ``t.reciprocal() * 1``: exact
     if op in _SWAP and args[0].kind == "scalar":
         return _SWAP[op], (args[1], args[0])
     if op in ("maximum", "minimum") and args[1].kind == "scalar":
@@ -421,6 +424,7 @@ _METHOD = {  # op -> in-place method, for ``self`` mode on a plain signature
     "abs": "abs_",
     "sign": "sign_",
     "sqrt": "sqrt_",
+    "reciprocal": "reciprocal_",
     "clamp_min": "clamp_min_",
     "clamp_max": "clamp_max_",
     "clamp": "clamp_",
@@ -436,6 +440,7 @@ _FUNC = {  # op -> torch function taking ``out=``
     "abs": "torch.abs",
     "sign": "torch.sign",
     "sqrt": "torch.sqrt",
+    "reciprocal": "torch.reciprocal",
     "clamp_min": "torch.clamp_min",
     "clamp_max": "torch.clamp_max",
     "clamp": "torch.clamp",
@@ -593,7 +598,7 @@ def _fe(name: str) -> tuple[Callable, Callable]:
 _FOREACH_BIN = {k: _fe(k) for k in ("add", "sub", "mul", "div", "maximum", "minimum")}
 _FOREACH_BIN["clamp_min"] = _fe("clamp_min")
 _FOREACH_BIN["clamp_max"] = _fe("clamp_max")
-_FOREACH_UN = {k: _fe(k) for k in ("neg", "abs", "sign", "sqrt")}
+_FOREACH_UN = {k: _fe(k) for k in ("neg", "abs", "sign", "sqrt", "reciprocal")}
 
 
 def _foreach_step(ins: Instr, env: dict[str, Any], n: int) -> None:
