@@ -112,12 +112,17 @@ def run_single(
     # the usual group: one dtype everywhere (checked column-wise, in C), else tensor by tensor
     uniform = _uniform_bucket([params, grads, *(c for c in cols if isinstance(c, list))])
     cplx = uniform and params[0].is_complex()
+    last: Any = None
+    run: Any = None
+    values: tuple = ()
     for p, g, sc, *bufs in zip(params, grads, scalars, *cols):
-        entry = programs(sc)
-        if entry is not None and (uniform or _same_kind(p, g, bufs)):
+        if sc is not last:  # a new row of host scalars (tensors of a group share one)
+            last, entry = sc, programs(sc)
+            run, values = (None, ()) if entry is None else (entry[0].single, entry[1])
+        if run is not None and (uniform or _same_kind(p, g, bufs)):
             if cplx or (not uniform and p.is_complex()):
                 p, g, bufs = _real(p), _real(g), list(map(_real, bufs))
-            entry[0].single(p, g, *bufs, *entry[1])  # type: ignore[misc]
+            run(p, g, *bufs, *values)
         else:
             _single_reference(rule, _real(p), _real(g), list(map(_real, bufs)), sc)
 
