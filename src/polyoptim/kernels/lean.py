@@ -708,9 +708,19 @@ def run_program_foreach(
         scalars: per tensor, its host scalars.
     """
     n = len(arrays["p"])
-    assert prog.scalars_fn is not None
+    assert prog.scalars_fn is not None and prog.single is not None
     names = prog.scalar_names
     first = scalars[0]
+    if any("m" in ins.kinds or ins.op in _MASK_OPS for ins in prog.instrs):
+        # per-element conditions (Rprop) have no foreach ops: tensor by tensor, the for-loop
+        # program holds one tensor's temporaries at a time instead of a bucket's (as torch's
+        # foreach Rprop does for its masks)
+        same = scalars.count(first) == len(scalars)
+        values = prog.scalars_fn(first) if same else None
+        cols = [arrays[s] if s in arrays else [None] * n for s in prog.slots]
+        for k, row in enumerate(zip(*cols)):
+            prog.single(*row, *(values if same else prog.scalars_fn(scalars[k])))
+        return
     if scalars.count(first) == len(scalars):  # one step count for the bucket: one evaluation
         values: Sequence[Any] = prog.scalars_fn(first)
     else:
