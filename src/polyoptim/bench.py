@@ -63,12 +63,25 @@ SIZES: dict[str, tuple[int, int]] = {
     "c": (2000, 4_000),
 }
 
-PATHS = ("torch_forloop", "torch_foreach", "torch_fused", "poly_eager", "poly_fused")
+PATHS = (
+    "torch_forloop",
+    "torch_foreach",
+    "torch_fused",
+    "poly_forloop",
+    "poly_foreach",
+    "poly_fused",
+)
+#: polyoptim's non-fused paths and the torch path each is compared with
+NON_FUSED = {
+    "foreach": ("torch_foreach", "poly_foreach"),
+    "forloop": ("torch_forloop", "poly_forloop"),
+}
 LABELS = {
     "torch_forloop": "torch for-loop",
     "torch_foreach": "torch foreach",
     "torch_fused": "torch fused",
-    "poly_eager": "polyoptim eager",
+    "poly_forloop": "polyoptim for-loop",
+    "poly_foreach": "polyoptim foreach",
     "poly_fused": "polyoptim fused",
 }
 
@@ -94,6 +107,9 @@ class Result:
     #: ``bytes_per_element`` at the roof (median over rounds). The roof is a triad's bandwidth
     #: (two reads per write); a kernel with more reads per write can run a few percent above it
     ceiling: float = 0.0
+    #: ``foreach``/``forloop``: the median over rounds of (torch's time / polyoptim's time in
+    #: the same round) on that non-fused path -- above 1, polyoptim's is faster
+    nonfused: dict[str, float] = field(default_factory=dict)
     #: polyoptim fused's host time per step (ms, median over rounds): the step's time outside
     #: its kernel calls -- gathering gradients, checks, host scalars, host state
     host_ms: float | None = None
@@ -218,7 +234,8 @@ def _optimizers(
         "torch_forloop": lambda: tcls(params, foreach=False, **kwargs),
         "torch_foreach": lambda: tcls(params, foreach=True, **kwargs),
         "torch_fused": (lambda: tcls(params, fused=True, **kwargs)) if torch_fused else None,
-        "poly_eager": lambda: pcls(params, foreach=False, **kwargs),
+        "poly_forloop": lambda: pcls(params, foreach=False, **kwargs),
+        "poly_foreach": lambda: pcls(params, foreach=True, **kwargs),
         "poly_fused": lambda: pcls(params, **fused_kw, **kwargs),
     }
     return {k: make[k]() for k in paths if make.get(k) is not None}  # type: ignore[misc]
@@ -269,6 +286,11 @@ def measure(
         med = statistics.median(ts)
         res.ms[key] = med * 1e3
         res.gbps[key] = res.bytes_per_element * res.elements / med / 1e9
+    for kind, (theirs, ours) in NON_FUSED.items():
+        if theirs in times and ours in times:
+            res.nonfused[kind] = statistics.median(
+                a / b for a, b in zip(times[theirs], times[ours])
+            )
     if "poly_fused" in times:
         res.speedup, res.ceiling = speedups(times, roof, res.bytes_per_element * res.elements)
         host = [t - k for t, k in zip(times["poly_fused"], in_kernel)]
@@ -333,7 +355,7 @@ def speedups(
 
 
 def _poly_or(first: torch.optim.Optimizer, opts: dict[str, Any]) -> Any:
-    return opts.get("poly_fused") or opts.get("poly_eager") or first
+    return opts.get("poly_fused") or opts.get("poly_forloop") or first
 
 
 def fresh_process_first_call() -> dict[str, Any] | None:
@@ -363,6 +385,7 @@ def run_bench(
     repeats: int = 7,
     threads: int | None = None,
     progress: Callable[[str], None] | None = None,
+    paths: Sequence[str] = PATHS,
 ) -> dict[str, Any]:
     """Run the benchmark; returns the report (what :func:`write_outputs` writes).
 
@@ -373,6 +396,7 @@ def run_bench(
         repeats: timed steps per implementation (the median is reported).
         threads: torch (and Numba) threads; default: torch's.
         progress: called with a line of text as each measurement finishes.
+        paths: the implementations to time (keys of :data:`LABELS`; default all).
     """
     from polyoptim.kernels import cpu_fused
 
@@ -387,7 +411,7 @@ def run_bench(
     results = []
     for case in cases:
         for name in algorithms:
-            r = measure(name, case, repeats, triad=triads[best])
+            r = measure(name, case, repeats, paths, triad=triads[best])
             results.append(r)
             fused = r.ms.get("poly_fused")
             say(
@@ -481,9 +505,33 @@ def markdown(report: dict[str, Any]) -> str:
             _fmt(up.get(best) if best else None, 2),
             _fmt(r.get("ceiling") or None, 2),
             _fmt(up.get("torch_fused"), 2),
-            _fmt(up.get("poly_eager"), 1),
+            _fmt(up.get("poly_forloop"), 1),
         ]
         lines.append("| " + " | ".join(row) + " |")
+    lines += [
+        "",
+        "Non-fused paths (every device without a fused kernel, ``differentiable=True``): "
+        "polyoptim against torch's same path, ratio = torch's time / polyoptim's (median over "
+        "rounds of the paired ratio; above 1, polyoptim is faster), and the peak extra memory "
+        "of one warm step in MB:",
+        "",
+        "| algorithm | case | foreach ratio | for-loop ratio | MB torch foreach "
+        "| MB polyoptim foreach | MB torch for-loop | MB polyoptim for-loop |",
+        "|---|---|--:|--:|--:|--:|--:|--:|",
+    ]
+    for r in report["results"]:
+        nf, mb = r.get("nonfused") or {}, r["extra_mb"]
+        if not nf:
+            continue
+        lines.append(
+            f"| {r['algorithm']} | ({r['case']}) | {_fmt(nf.get('foreach'), 2)} | "
+            f"{_fmt(nf.get('forloop'), 2)} | "
+            + " | ".join(
+                _fmt(mb.get(k), 0)
+                for k in ("torch_foreach", "poly_foreach", "torch_forloop", "poly_forloop")
+            )
+            + " |"
+        )
     lines += [
         "",
         "Peak extra memory of one warm step, MB (resident-set high-water growth):",
@@ -573,7 +621,7 @@ def add_parser(subparsers: Any) -> None:
     """Register the ``bench`` subcommand (called by :mod:`polyoptim.cli`)."""
     p = subparsers.add_parser(
         "bench",
-        help="time every algorithm: torch for-loop/foreach/fused vs polyoptim eager/fused",
+        help="time every algorithm: torch for-loop/foreach/fused vs polyoptim's",
         description=(
             "Step time and effective GB/s of torch's for-loop, foreach and fused paths and of "
             "polyoptim's eager and fused kernels, on (a) one 16M-element tensor, (b) 200 "
@@ -604,6 +652,12 @@ def add_parser(subparsers: Any) -> None:
         action="store_true",
         help="use an empty kernel cache, so the first-call times are compile times",
     )
+    p.add_argument(
+        "--paths",
+        metavar="LIST",
+        default=",".join(PATHS),
+        help="implementations to time, from: %(default)s",
+    )
     p.add_argument("--quick", action="store_true", help="adam,sgd on case c, 3 repeats")
     p.set_defaults(func=cli_main)
 
@@ -615,7 +669,9 @@ def cli_main(args: Any) -> int:
     repeats = args.repeats
     if args.quick:
         algorithms, cases, repeats = ["adam", "sgd"], ["c"], 3
+    paths = [k.strip() for k in getattr(args, "paths", ",".join(PATHS)).split(",") if k.strip()]
     bad = [a for a in algorithms if a not in ALGORITHMS] + [c for c in cases if c not in SIZES]
+    bad += [k for k in paths if k not in LABELS]
     if bad or repeats < 1:
         print(f"polyoptim bench: unknown {bad} or --repeats < 1", file=sys.stderr)
         return 2
@@ -625,7 +681,9 @@ def cli_main(args: Any) -> int:
         cold = tempfile.mkdtemp(prefix="polyoptim-cold-")
         os.environ["POLYOPTIM_CACHE_DIR"] = cold
         os.environ.setdefault("NUMBA_CACHE_DIR", cold)  # read when Numba is first imported
-    report = run_bench(algorithms, cases, repeats=repeats, threads=args.threads, progress=print)
+    report = run_bench(
+        algorithms, cases, repeats=repeats, threads=args.threads, progress=print, paths=paths
+    )
     if args.out is None:
         print(markdown(report))
     else:

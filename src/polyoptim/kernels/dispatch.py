@@ -30,6 +30,7 @@ from ..rules.base import Rule
 from . import cpu_fused
 from . import master as mw
 from .eager import run_foreach, run_single
+from .host_state import prepare_all
 from .local import local_step_args, plain_memory
 
 Kernel = Callable[..., None]
@@ -135,11 +136,14 @@ def _run_group(
         for p, g in zip(params, grads):
             if p.grad is not None:
                 p.grad.copy_(g)
-    master = [mw.wants_master(hp, p) for p in params]
-    for p, st, f, m in zip(params, states, fresh, master):
-        if m:
-            mw.ensure_master_state(rule, hp, p, st, f)
-    scalars = [rule.prepare(hp, st, f) for st, f in zip(states, fresh)]
+    if hp.get("master_weights"):
+        for p, st, f in zip(params, states, fresh):
+            if mw.wants_master(hp, p):
+                mw.ensure_master_state(rule, hp, p, st, f)
+    # one ``prepare`` per distinct host state, as on the fused path: a step over thousands of
+    # tensors at one step count does the host arithmetic once
+    rows, srow = prepare_all(rule, hp, states, list(fresh), cache)
+    scalars = rows * len(srow) if len(rows) == 1 else [rows[r] for r in srow]
     _run_prepared(rule, hp, params, grads, states, scalars)
 
 
@@ -191,7 +195,7 @@ def _run_prepared(
     scalars: Sequence[Mapping[str, Any]],
 ) -> None:
     kernel = select_kernel(hp, params)
-    if any(mw.wants_master(hp, p) for p in params):
+    if hp.get("master_weights") and any(mw.wants_master(hp, p) for p in params):
         mw.run_on_master(kernel, rule, hp, params, grads, states, scalars)
     else:
         kernel(rule, hp, params, grads, states, scalars)

@@ -464,7 +464,10 @@ def scalar_signature(scalars: Mapping[str, Any]) -> tuple | None:
 
 
 def trace(
-    update: Callable[..., tuple], active: Sequence[bool], scalars: Mapping[str, Any]
+    update: Callable[..., tuple],
+    active: Sequence[bool],
+    scalars: Mapping[str, Any],
+    ops: type[TraceOps] = TraceOps,
 ) -> Graph:
     """Run ``update`` on symbolic values and return what it computes.
 
@@ -473,6 +476,8 @@ def trace(
         active: for each buffer of the rule, whether this configuration has it.
         scalars: one tensor's host scalars (numbers, bools or None); numbers become symbolic,
             bools and None are passed as they are.
+        ops: the ``ops`` namespace the update runs against (a subclass may record some
+            functions as nodes of their own: :class:`polyoptim.kernels.lean.TorchTraceOps`).
 
     Returns:
         The graph: new values of ``p`` (slot ``p``) and the buffers (``b0``, ``b1``, ...),
@@ -496,7 +501,7 @@ def trace(
         bufs.append(Elem(leaves[f"b{i}"]) if on else None)
     _GUARDS.clear()
     try:
-        out = update(TraceOps, Elem(leaves["p"]), Elem(leaves["g"]), *bufs, **sym)
+        out = update(ops, Elem(leaves["p"]), Elem(leaves["g"]), *bufs, **sym)
     except TraceError:
         raise
     except Exception as e:  # anything the symbolic values do not support
