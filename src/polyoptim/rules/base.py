@@ -16,6 +16,8 @@ kernel writes back. Nothing is updated in place inside a rule.
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,7 +39,10 @@ def ones(p: torch.Tensor, hp: Hyper) -> torch.Tensor:
 
 
 def step_counter(p: torch.Tensor, hp: Hyper) -> torch.Tensor:
-    """torch's ``step`` state: a 0-d float32 tensor on the host."""
+    """torch's ``step`` state: a 0-d float32 tensor, on the parameter's device with
+    ``capturable`` or ``fused`` (as torch keeps it), else on the host."""
+    if hp.get("capturable") or hp.get("fused"):
+        return torch.zeros((), dtype=torch.float32, device=p.device)
     return torch.tensor(0.0, dtype=torch.float32)
 
 
@@ -89,11 +94,28 @@ class Rule:
             state[b.name] = b.init(p, hp)
 
 
-def step_of(state: MutableMapping[str, Any]) -> float:
-    """Advance the ``step`` counter kept in the state and return its new value."""
+def as_float(x: Any) -> Any:
+    """``float(x)`` for a number or a one-element tensor. A kernel that computes the host
+    scalars on the device (a ``capturable`` step: no host synchronisation) passes values that
+    convert themselves instead, so a rule's ``prepare`` stays one text for both."""
+    convert = getattr(x, "as_float", None)
+    return convert() if convert is not None else float(x)
+
+
+def sqrt(x: Any) -> Any:
+    """``math.sqrt`` of a host scalar (or of per-tensor device values, see :func:`as_float`)."""
+    return x.sqrt() if hasattr(x, "as_float") else math.sqrt(x)
+
+
+def step_of(state: MutableMapping[str, Any]) -> Any:
+    """Advance the ``step`` counter kept in the state and return its new value (a float; see
+    :func:`as_float`)."""
     step = state["step"]
     if isinstance(step, torch.Tensor):
         step += 1
         return float(step.item())
+    if hasattr(step, "as_float"):
+        step += 1
+        return step.as_float()
     state["step"] = step + 1
     return float(step + 1)
