@@ -74,6 +74,7 @@ _CODE = {
 }
 _STORAGE = {"c64": "f32", "c128": "f64"}
 _T = torch.Tensor
+_CPU = torch.device("cpu")
 #: elements per work row: big enough to amortise the row, small enough to balance two threads
 CHUNK = 1 << 15
 
@@ -181,18 +182,20 @@ def _dense(t: torch.Tensor, like: torch.Tensor) -> bool:
     return True
 
 
-def _codes(p: torch.Tensor, arrays: Sequence[torch.Tensor]) -> tuple[str, ...] | None:
+def _codes(
+    p: torch.Tensor, arrays: Sequence[torch.Tensor], device: torch.device | None = None
+) -> tuple[str, ...] | None:
     """The storage codes of a parameter and its other arrays (gradient, buffers, master), or
-    None if the kernel cannot take them."""
+    None if the kernel cannot take them. All must be on ``device`` (default: the CPU)."""
     code = _CODE.get(p.dtype)
-    if code is None or not p.is_cpu or not _dense(p, p):
+    if code is None or p.device != (device or _CPU) or not _dense(p, p):
         return None
     codes = [code]
     for a in arrays:
         c = _CODE.get(a.dtype)
         if (
             c is None
-            or not a.is_cpu
+            or a.device != (device or _CPU)
             or a.layout != torch.strided
             or (c[0] == "c") != (code[0] == "c")
             or not _dense(a, p)
@@ -418,10 +421,7 @@ def fused_step(
             one per group); what the checks of one step found is reused in the next while the
             same tensors come back. Nothing in it is needed for correctness.
     """
-    if hp.get("master_weights"):
-        for i, p in enumerate(params):
-            if mw.wants_master(hp, p):
-                mw.ensure_master_state(rule, hp, p, states[i], fresh[i])
+    mw.ensure_masters(rule, hp, params, states, fresh)
     rows, srow = prepare_all(rule, hp, states, list(fresh), cache)
     _run(rule, hp, params, grads, states, rows, srow, grad_scale, cache)
 

@@ -137,7 +137,9 @@ def generate(
         pro.append(f"GS = tl.load(gscale).to({CT})")
         loop.append(f"gu = o.div({load('g')}, GS)")
         loop.append(f"tl.store(x_g + i, {_narrow('gu', dtypes['g'], ct)}, mask=live)")
-        reread = "gu" if dtypes["g"] == ct else _widen(_narrow("gu", dtypes["g"], ct), dtypes["g"], ct)
+        reread = (
+            "gu" if dtypes["g"] == ct else _widen(_narrow("gu", dtypes["g"], ct), dtypes["g"], ct)
+        )
         loop.append(f"ld_g = {reread}")
     for k, node in enumerate(walk(list(graph.outputs.values()))):
         if node.kind == "scalar":

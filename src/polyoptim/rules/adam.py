@@ -14,7 +14,6 @@ Adam (torch's form; decay and ``maximize`` come from the prologue):
 
 from __future__ import annotations
 
-
 import torch
 
 from .base import Buffer, Rule, as_float, sqrt, step_counter, step_of

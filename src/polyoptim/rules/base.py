@@ -17,7 +17,6 @@ kernel writes back. Nothing is updated in place inside a rule.
 from __future__ import annotations
 
 import math
-
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
