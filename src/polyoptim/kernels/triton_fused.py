@@ -186,6 +186,7 @@ def _interpreted_ops() -> Any:
                 if isinstance(f, JITFunction)
             }
         )
+        _INTERPRETED_OPS.pow_ = _INTERPRETED_OPS.pow_portable  # no libdevice there
     return _INTERPRETED_OPS
 
 

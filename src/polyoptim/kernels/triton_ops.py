@@ -67,13 +67,18 @@ def clamp(x, lo, hi):
 
 @triton.jit
 def div(a, b):
-    """``a / b`` correctly rounded (Triton's ``/`` on float32 is an approximation on GPUs)."""
+    """``a / b`` correctly rounded (Triton's ``/`` on float32 is an approximation on GPUs;
+    on float64 it is exact already)."""
+    if a.dtype == tl.float64:
+        return a / b
     return tl.math.div_rn(a, b)
 
 
 @triton.jit
 def sqrt(x):
     """Square root, correctly rounded; NaN for negative input."""
+    if x.dtype == tl.float64:
+        return tl.sqrt(x)
     return tl.math.sqrt_rn(x)
 
 
@@ -81,3 +86,18 @@ def sqrt(x):
 def pow_(x, y):
     """``x ** y`` in ``x``'s type."""
     return tl.extra.libdevice.pow(x, y)
+
+
+@triton.jit
+def pow_portable(x, y):
+    """``x ** y`` through float64 ``exp2``/``log2`` (Triton's interpreter has no libdevice; the
+    interpreter runs this in place of :func:`pow_`). Exact signs and special cases: ``x ** 0``
+    is 1, a negative ``x`` gives NaN unless ``y`` is an integer."""
+    xd = x.to(tl.float64)
+    yd = y.to(tl.float64)
+    r = tl.exp2(yd * tl.log2(tl.abs(xd)))
+    whole = tl.floor(yd) == yd
+    odd = whole & (tl.floor(yd * 0.5) * 2 != yd)
+    r = tl.where(xd < 0, tl.where(whole, tl.where(odd, -r, r), tl.log2(xd * 0 - 1)), r)
+    r = tl.where(yd == 0, 1.0, r)
+    return r.to(x.dtype)
