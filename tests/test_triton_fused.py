@@ -370,3 +370,98 @@ def test_env_numba_keeps_the_cpu_kernel(monkeypatch):
 
     want = cpu_fused if cpu_fused.available() else None
     assert dispatch.fused_backend([torch.ones(2)]) is want
+
+
+# -- the kernels compile for a GPU (ahead of time: no GPU needed) ---------------------------------
+SIGNATURE = {
+    "addrs": "*i64",
+    "numels": "*i64",
+    "chunk_t": "*i32",
+    "chunk_o": "*i64",
+    "srow": "*i32",
+    "scal": "*fp64",
+    "gscale": "*fp32",
+    "found": "*fp32",
+    "NS": "constexpr",
+    "NK": "constexpr",
+    "CHUNK": "constexpr",
+    "BLOCK": "constexpr",
+}
+
+
+def compile_for_gpu(kernel, arch: int = 90) -> str:
+    """Compile a generated kernel for an NVIDIA GPU of compute capability ``arch`` (Triton's
+    own compiler and the ``ptxas`` its wheel ships: no GPU needed); returns the PTX."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    src = ASTSource(
+        fn=kernel,
+        signature=SIGNATURE,
+        constexprs={"NS": 8, "NK": 8, "CHUNK": triton_fused.CHUNK, "BLOCK": triton_fused.BLOCK},
+    )
+    try:
+        compiled = triton.compile(
+            src, target=GPUTarget("cuda", arch, 32), options={"enable_fp_fusion": False}
+        )
+    except (FileNotFoundError, PermissionError) as e:  # pragma: no cover - no toolchain
+        pytest.skip(f"Triton's CUDA toolchain is not usable here: {e}")
+    assert compiled.asm["cubin"]  # assembled by ptxas: a loadable GPU binary
+    return compiled.asm["ptx"]
+
+
+def _generated(dtypes, **kw):
+    from polyoptim.kernels.trace import trace
+    from polyoptim.kernels.triton_codegen import generate
+    from polyoptim.rules.adam import adam
+
+    sc = dict(beta1=0.9, beta2=0.999, eps=1e-8, step_size=1e-3, bc2_sqrt=0.1, amsgrad=True)
+    src = generate(trace(adam.update, (True, True, True), sc), dtypes, **kw)
+    return triton_fused._load(src, "adam (compile test)", interpret=False)
+
+
+@pytest.mark.parametrize("aligned", [True, False], ids=["aligned", "unaligned"])
+def test_adam_kernel_compiles_for_an_h100_class_gpu(aligned):
+    """The float32 Adam kernel assembles for sm_90; with 16-byte aligned arrays the whole
+    blocks use 128-bit loads and stores; division and square root are the IEEE ones."""
+    f32 = dict.fromkeys(("p", "g", "b0", "b1", "b2"), "f32")
+    ptx = compile_for_gpu(_generated(f32, aligned=aligned, unscale=True, found_inf=True))
+    assert ("ld.global.v4.b32" in ptx) == aligned
+    assert ("st.global.v4.b32" in ptx) == aligned
+    assert "div.rn.f32" in ptx and "sqrt.rn.f32" in ptx
+    assert "div.full.f32" not in ptx and "sqrt.approx" not in ptx
+
+
+def test_mixed_precision_kernel_compiles_for_a_gpu():
+    """bf16 parameter and gradient, fp32 buffers and master copy, in one kernel."""
+    dtypes = {"p": "bf16", "g": "bf16", "b0": "f32", "b1": "f32", "b2": "f32", "m": "f32"}
+    ptx = compile_for_gpu(_generated(dtypes, master=True, aligned=True))
+    assert "ld.global.v4.b32" in ptx  # the float32 arrays, 4 elements at a time
+
+
+@pytest.mark.slow
+def test_every_generated_kernel_compiles_for_a_gpu(record_property):
+    """Every kernel the representative configurations and dtypes generate (aligned variants
+    included) assembles for sm_90 and sm_80."""
+    import importlib.util
+    import sys
+
+    from polyoptim.kernels.compiler import cache_dir
+
+    for name, kw in REPRESENTATIVE:
+        for dtype in (torch.float32, torch.float64, torch.bfloat16):
+            make_params = make([(6, 5), (17,)], dtype, 0, 1)
+            run(getattr(polyoptim, name), *make_params, {**kw, **fused_kw(name)})
+    modules = {e["module"].removesuffix("_interpreted") for e in triton_fused.compile_log()}
+    compiled = 0
+    for module in sorted(modules):
+        spec = importlib.util.spec_from_file_location(module, cache_dir() / f"{module}.py")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[module] = mod
+        spec.loader.exec_module(mod)
+        for arch in (80, 90):
+            compile_for_gpu(mod.kernel, arch)
+            compiled += 1
+    assert compiled >= 2 * len(REPRESENTATIVE)
+    record_property("gpu_compiled_kernels", compiled)

@@ -199,17 +199,24 @@ def _kernel_for(
     unscale: bool,
     found: bool,
     interpret: bool,
+    aligned: bool,
 ) -> _Kernel:
     """The loaded kernel of a traced update for one dtype configuration."""
-    key = ("triton", codes, master, unscale, found, interpret)
+    key = ("triton", codes, master, unscale, found, interpret, aligned)
     kern = graph.compiled.get(key)
     if kern is None:
         slots = ["p", "g", *(f"b{i}" for i, on in enumerate(active) if on)]
         dtypes = dict(zip(slots + (["m"] if master else []), codes))
         header = f"{rule.name} {'/'.join(codes)}" + " master" * master + " unscale" * unscale
-        header += " found_inf" * found
+        header += " found_inf" * found + " aligned" * aligned
         src = generate(
-            graph, dtypes, master=master, unscale=unscale, found_inf=found, header=header
+            graph,
+            dtypes,
+            master=master,
+            unscale=unscale,
+            found_inf=found,
+            aligned=aligned,
+            header=header,
         )
         kern = graph.compiled[key] = _Kernel(_load(src, header, interpret), src, [*slots, "m"])
     return kern
@@ -251,21 +258,28 @@ def _address_table(
     next step reuse the table already there)."""
     ptrs = tuple(tuple(t.data_ptr() for t in col) for col in columns)
     tables = cache.setdefault("triton_addrs", {}) if cache is not None else {}
-    table = tables.get(ptrs)
-    if table is None:
+    got = tables.get(ptrs)
+    if got is None:
         flat = np.array(ptrs, np.int64).T.reshape(-1)
-        table = torch.from_numpy(flat.copy()).to(device)
+        got = torch.from_numpy(flat.copy()).to(device)
         if len(tables) >= 8:
             tables.clear()
-        tables[ptrs] = table
-    return table
+        tables[ptrs] = got
+    return got
 
 
 # -- the step -------------------------------------------------------------------------------------
-def _launch(kern: Any, grid: tuple[int], *args: Any, block: int, **meta: Any) -> None:
-    """One kernel launch over every chunk of a bucket."""
-    with np.errstate(all="ignore"):  # the interpreter computes masked-off lanes too
-        kern[grid](*args, CHUNK=CHUNK, BLOCK=block, **meta)
+def _launch(
+    kern: Any, grid: tuple[int], *args: Any, block: int, interpret: bool, **meta: Any
+) -> None:
+    """One kernel launch over every chunk of a bucket. On a GPU the compiler does not contract
+    ``a*b + c`` into fused multiply-adds the rule did not ask for: the numbers are the ones the
+    interpreter checks."""
+    if interpret:
+        with np.errstate(all="ignore"):  # the interpreter computes masked-off lanes too
+            kern[grid](*args, CHUNK=CHUNK, BLOCK=block, **meta)
+    else:
+        kern[grid](*args, CHUNK=CHUNK, BLOCK=block, enable_fp_fusion=False, **meta)
 
 
 def fused_step(
@@ -392,11 +406,12 @@ def _run(
         graph = graphs[srow[idx[0]]]
         assert graph is not None
         storage = tuple(_STORAGE.get(c, c) for c in codes)
-        kern = _kernel_for(rule, graph, active, storage, master, unscale, found, interpret)
         cols = [[params[i] for i in idx], [grads[i] for i in idx]]
         cols += [[states[i][nm] for i in idx] for nm in names]
         if master:
             cols.append([states[i][mw.MASTER_KEY] for i in idx])
+        aligned = not any(t.data_ptr() & 15 for col in cols for t in col)
+        kern = _kernel_for(rule, graph, active, storage, master, unscale, found, interpret, aligned)
         sizes = [params[i].numel() * (2 if codes[0][0] == "c" else 1) for i in idx]
         if on_device:  # one row per tensor, computed on the device
             sc = rows[0]
@@ -429,6 +444,7 @@ def _run(
                 grad_scale if unscale else scal,
                 found_inf if found else scal,
                 block=block,
+                interpret=interpret,
                 NS=len(kern.slots),
                 NK=max(1, len(kern.scalars)),
             )

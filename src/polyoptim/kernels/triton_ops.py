@@ -49,13 +49,13 @@ def lerp(a, b, w):
 @triton.jit
 def maximum(a, b):
     """Element-wise maximum; NaN if either is NaN (``torch.maximum``/``clamp_min``)."""
-    return tl.where((a != a) | (b != b), a + b, tl.where(a > b, a, b))
+    return tl.where(a != a, a + b, tl.where(b != b, a + b, tl.where(a > b, a, b)))
 
 
 @triton.jit
 def minimum(a, b):
     """Element-wise minimum; NaN if either is NaN (``torch.minimum``/``clamp_max``)."""
-    return tl.where((a != a) | (b != b), a + b, tl.where(a < b, a, b))
+    return tl.where(a != a, a + b, tl.where(b != b, a + b, tl.where(a < b, a, b)))
 
 
 @triton.jit
