@@ -206,11 +206,16 @@ def _codes(
 
 
 def _column_code(
-    col: Sequence[torch.Tensor], j: int, first: str | None, sizes: list[int] | None
+    col: Sequence[torch.Tensor],
+    j: int,
+    first: str | None,
+    sizes: list[int] | None,
+    device: torch.device | None = None,
 ) -> str | None:
     """The fast check of one column of a bucket (the parameters, the gradients, one buffer,
-    ...): one dtype, all on the CPU, contiguous and of the parameters' ``sizes`` (column 0
-    gives them). Returns the column's code, or None (then check tensor by tensor)."""
+    ...): one dtype, all on ``device`` (default: the CPU), contiguous and of the parameters'
+    ``sizes`` (column 0 gives them). Returns the column's code, or None (then check tensor by
+    tensor)."""
     n = len(col)
     dts = [t.dtype for t in col]
     code = _CODE.get(dts[0])
@@ -218,7 +223,10 @@ def _column_code(
         return None
     if first is not None and (code[0] == "c") != (first[0] == "c"):
         return None
-    if not all([t.is_cpu for t in col]):
+    if device is None:
+        if not all([t.is_cpu for t in col]):
+            return None
+    elif [t.device for t in col].count(device) != n:
         return None
     if j == 1 and [t.layout for t in col].count(torch.strided) != n:
         return None  # sparse gradients
@@ -251,6 +259,7 @@ class _Layout:
         "rows",
         "tables",
         "aligned",
+        "backend",
     )
 
     def __init__(
@@ -268,6 +277,8 @@ class _Layout:
         #: the address table in a kernel's column order
         self.tables: dict[tuple[int, ...], np.ndarray] = {}
         self.aligned: dict[_Kernel, bool] = {}
+        #: what another fused backend keeps for this layout (the Triton kernel's device tables)
+        self.backend: dict[Any, Any] = {}
 
     def table_for(self, order: tuple[int, ...]) -> np.ndarray:
         t = self.tables.get(order)
@@ -284,12 +295,16 @@ class _Layout:
 
 
 def _uniform_layout(
-    columns: Sequence[Sequence[torch.Tensor]], cache: dict[str, Any] | None
+    columns: Sequence[Sequence[torch.Tensor]],
+    cache: dict[str, Any] | None,
+    device: torch.device | None = None,
 ) -> _Layout | None:
     """The fast check of a whole bucket, column by column (:func:`_column_code`), with the
     result kept in ``cache`` (a scratch dict the engine keeps per group) and reused for every
-    column that comes back unchanged (see :class:`_Layout`). None: check tensor by tensor."""
-    old: _Layout | None = cache.get("layout") if cache is not None else None
+    column that comes back unchanged (see :class:`_Layout`). None: check tensor by tensor.
+    ``device``: where the tensors must be (default: the CPU)."""
+    key = "layout" if device is None else f"layout-{device}"
+    old: _Layout | None = cache.get(key) if cache is not None else None
     n = len(columns[0])
     if old is not None and (len(old.ids) != len(columns) or len(old.numels) != n):
         old = None
@@ -314,7 +329,7 @@ def _uniform_layout(
                 codes.append(old.codes[j])
                 continue
         unchanged = False
-        code = _column_code(col, j, codes[0] if j else None, numels if j else None)
+        code = _column_code(col, j, codes[0] if j else None, numels if j else None, device)
         if code is None:
             return None
         ids.append(cid)
@@ -325,7 +340,7 @@ def _uniform_layout(
     sizes = [2 * s for s in numels] if codes[0][0] == "c" else numels
     lay = _Layout(ids, ptrs, numels, tuple(codes), sizes)
     if cache is not None:
-        cache["layout"] = lay
+        cache[key] = lay
     return lay
 
 

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import operator
 import os
 import sys
 import threading
@@ -61,7 +62,7 @@ from torch.autograd.graph import increment_version
 from ..rules.base import Rule
 from . import master as mw
 from .compiler import _publish, cache_dir
-from .cpu_fused import _STORAGE, _codes, _eager, _graph_for, _plain
+from .cpu_fused import _STORAGE, _codes, _eager, _graph_for, _plain, _uniform_layout
 from .device_scalars import Lanes, evaluate_lanes, prepare_on_device
 from .host_state import prepare_all
 from .trace import UNKNOWN, Graph, evaluate, scalar_signature
@@ -385,34 +386,53 @@ def _run(
     masters = [mw.wants_master(hp, p) for p in params]
     device = params[0].device
 
-    split: dict[tuple, list[int]] = defaultdict(list)
+    # (graph, codes, master) -> (tensor indices, columns, layout or None)
+    buckets: dict[tuple, tuple[Sequence[int], list[list[torch.Tensor]], Any]] = {}
     eager: list[int] = []
-    for i, (p, g, st) in enumerate(zip(params, grads, states)):
-        r = srow[i]
-        arrays = [g, *(st[nm] for nm in names)]
-        if masters[i]:
-            arrays.append(st[mw.MASTER_KEY])
-        codes = _codes(p, arrays, device) if graphs[r] is not None else None
-        if codes is None:
-            eager.append(i)
-        else:
-            split[(id(graphs[r]), codes, masters[i])].append(i)
+    layout = None
+    if len(rows) == 1 and graphs[0] is not None and not any(masters):
+        # the common case, checked column-wise and only where a column changed (as on the CPU)
+        cols = [list(params), list(grads)]
+        cols += [list(map(operator.itemgetter(nm), states)) for nm in names]
+        layout = _uniform_layout(cols, cache, device)
+        if layout is not None:
+            buckets[(0, layout.codes, False)] = (range(len(params)), cols, layout)
+    if layout is None:
+        split: dict[tuple, list[int]] = defaultdict(list)
+        for i, (p, g, st) in enumerate(zip(params, grads, states)):
+            r = srow[i]
+            arrays = [g, *(st[nm] for nm in names)]
+            if masters[i]:
+                arrays.append(st[mw.MASTER_KEY])
+            codes = _codes(p, arrays, device) if graphs[r] is not None else None
+            if codes is None:
+                eager.append(i)
+            else:
+                split[(id(graphs[r]), codes, masters[i])].append(i)
+        for key, idx in split.items():
+            cols = [[params[i] for i in idx], [grads[i] for i in idx]]
+            cols += [[states[i][nm] for i in idx] for nm in names]
+            if key[2]:
+                cols.append([states[i][mw.MASTER_KEY] for i in idx])
+            buckets[key] = (idx, cols, None)
 
     interpret = interpreted(device)
     block = INTERPRETER_BLOCK if interpret else BLOCK
     unscale = grad_scale is not None
     found = found_inf is not None
-    for (_, codes, master), idx in split.items():
+    for (_, codes, master), (idx, cols, lay) in buckets.items():
         graph = graphs[srow[idx[0]]]
         assert graph is not None
         storage = tuple(_STORAGE.get(c, c) for c in codes)
-        cols = [[params[i] for i in idx], [grads[i] for i in idx]]
-        cols += [[states[i][nm] for i in idx] for nm in names]
-        if master:
-            cols.append([states[i][mw.MASTER_KEY] for i in idx])
-        aligned = not any(t.data_ptr() & 15 for col in cols for t in col)
+        if lay is not None:
+            sizes, kept = lay.sizes, lay.backend
+            aligned = kept.get("aligned")
+            if aligned is None:
+                aligned = kept["aligned"] = not (lay.table & 15).any()
+        else:
+            sizes = [params[i].numel() * (2 if codes[0][0] == "c" else 1) for i in idx]
+            aligned = not any(t.data_ptr() & 15 for col in cols for t in col)
         kern = _kernel_for(rule, graph, active, storage, master, unscale, found, interpret, aligned)
-        sizes = [params[i].numel() * (2 if codes[0][0] == "c" else 1) for i in idx]
         if on_device:  # one row per tensor, computed on the device
             sc = rows[0]
             scal = torch.stack(
@@ -421,14 +441,23 @@ def _run(
                 1,
             )
             scal = scal[torch.tensor(idx, device=device)] if len(idx) != len(params) else scal
-            srows = torch.arange(len(idx), dtype=torch.int32, device=device)
+            srows = _index_column(len(idx), device, per_tensor=True)
         else:
             used = sorted({srow[i] for i in idx})
-            renum = {r: k for k, r in enumerate(used)}
             table = [[evaluate(node, plain[r]) for node in kern.scalars] or [0.0] for r in used]  # type: ignore[arg-type]
             scal = torch.tensor(table, dtype=torch.float64).to(device)
-            srows = torch.tensor([renum[srow[i]] for i in idx], dtype=torch.int32).to(device)
-        addrs = _address_table([cols[j] for j in kern.order], device, cache)
+            if len(used) == 1:
+                srows = _index_column(len(idx), device, per_tensor=False)
+            else:
+                renum = {r: k for k, r in enumerate(used)}
+                srows = torch.tensor([renum[srow[i]] for i in idx], dtype=torch.int32).to(device)
+        if lay is not None:
+            addrs = lay.backend.get(kern.order)
+            if addrs is None:
+                flat = lay.table_for(kern.order).reshape(-1)
+                addrs = lay.backend[kern.order] = torch.from_numpy(flat.copy()).to(device)
+        else:
+            addrs = _address_table([cols[j] for j in kern.order], device, cache)
         chunk_t, chunk_o, numels = chunk_table(sizes, device)
         nchunks = int(chunk_t.numel())
         if nchunks:
@@ -464,6 +493,24 @@ def _run(
             return
         scalars = [_host_scalars(rows[srow[i]], i) for i in eager]
         _eager(rule, hp, eager, params, grads, states, scalars, grad_scale)
+
+
+_INDEX: dict[tuple, torch.Tensor] = {}
+
+
+def _index_column(n: int, device: torch.device, per_tensor: bool) -> torch.Tensor:
+    """Each tensor's row of the scalar table: its own (``per_tensor``) or row 0 for all
+    (int32, on ``device``; remembered, as the same bucket comes back every step)."""
+    key = (n, device, per_tensor)
+    col = _INDEX.get(key)
+    if col is None:
+        col = (
+            torch.arange(n, dtype=torch.int32) if per_tensor else torch.zeros(n, dtype=torch.int32)
+        )
+        col = _INDEX[key] = col.to(device)
+        if len(_INDEX) > 32:
+            _INDEX.pop(next(iter(_INDEX)))
+    return col
 
 
 def _host_scalars(sc: Mapping[str, Any], i: int) -> Mapping[str, Any]:
