@@ -465,3 +465,25 @@ def test_every_generated_kernel_compiles_for_a_gpu(record_property):
             compiled += 1
     assert compiled >= 2 * len(REPRESENTATIVE)
     record_property("gpu_compiled_kernels", compiled)
+
+
+def test_unaligned_arrays_take_the_kernel_without_alignment_hints(monkeypatch):
+    """Parameters 4 bytes off a 16-byte boundary (views into a larger buffer) run the variant
+    that promises the compiler nothing about alignment -- with the same numbers."""
+    init, grads = make([(37,), (5, 3)], torch.float32, seed=12, steps=3)
+    eager, _ = run(polyoptim.Adam, init, grads, {"foreach": False})
+    holders = [torch.zeros(p.numel() + 1) for p in init]
+    params = [h[1:].view(p.shape) for h, p in zip(holders, init)]
+    for p, q in zip(params, init):
+        p.copy_(q)
+    assert all(p.data_ptr() % 16 for p in params)
+    opt = polyoptim.Adam(params, fused=True)
+    picked = []
+    real = triton_fused._kernel_for
+    monkeypatch.setattr(triton_fused, "_kernel_for", lambda *a: (picked.append(a[-1]), real(*a))[1])
+    for gs in grads:
+        for p, g in zip(params, gs):
+            p.grad = g.clone()
+        opt.step()
+    assert_same(params, eager, torch.float32)
+    assert picked == [False] * len(grads)  # the variant without alignment hints, every step

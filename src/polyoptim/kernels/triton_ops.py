@@ -69,17 +69,21 @@ def clamp(x, lo, hi):
 def div(a, b):
     """``a / b`` correctly rounded (Triton's ``/`` on float32 is an approximation on GPUs;
     on float64 it is exact already)."""
-    if a.dtype == tl.float64:
-        return a / b
-    return tl.math.div_rn(a, b)
+    if a.dtype == tl.float64:  # (no early return: the compiler would build both branches)
+        r = a / b
+    else:
+        r = tl.math.div_rn(a, b)
+    return r
 
 
 @triton.jit
 def sqrt(x):
     """Square root, correctly rounded; NaN for negative input."""
     if x.dtype == tl.float64:
-        return tl.sqrt(x)
-    return tl.math.sqrt_rn(x)
+        r = tl.sqrt(x)
+    else:
+        r = tl.math.sqrt_rn(x)
+    return r
 
 
 @triton.jit
