@@ -206,8 +206,8 @@ def prepare_on_device(
     proxy = _State({k: Lanes(v.clone()) for k, v in old.items()})
     try:
         sc = rule.prepare(hp, proxy, fresh)
-    except HostSync:
-        return None
+    except (HostSync, RuntimeError, TypeError):  # a host branch; lanes on different devices
+        return None  # (nothing was written: the lanes are copies)
     new: dict[str, torch.Tensor] = {}
     for k in keys:
         lane = proxy[k]

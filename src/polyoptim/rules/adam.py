@@ -14,9 +14,7 @@ Adam (torch's form; decay and ``maximize`` come from the prologue):
 
 from __future__ import annotations
 
-import torch
-
-from .base import Buffer, Rule, as_float, sqrt, step_counter, step_of
+from .base import Buffer, Rule, as_float, host_scalar, sqrt, step_counter, step_of
 
 
 def _betas(hp):
@@ -139,7 +137,7 @@ nadam = Rule(
     prepare=nadam_prepare,
     host_state={
         "step": step_counter,
-        "mu_product": lambda p, hp: torch.tensor(1.0, dtype=torch.float32),
+        "mu_product": host_scalar(1.0),
     },
 )
 

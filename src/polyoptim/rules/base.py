@@ -37,12 +37,21 @@ def ones(p: torch.Tensor, hp: Hyper) -> torch.Tensor:
     return torch.ones_like(p, memory_format=torch.preserve_format)
 
 
-def step_counter(p: torch.Tensor, hp: Hyper) -> torch.Tensor:
-    """torch's ``step`` state: a 0-d float32 tensor, on the parameter's device with
-    ``capturable`` or ``fused`` (as torch keeps it), else on the host."""
-    if hp.get("capturable") or hp.get("fused"):
-        return torch.zeros((), dtype=torch.float32, device=p.device)
-    return torch.tensor(0.0, dtype=torch.float32)
+def host_scalar(value: float) -> Callable[[torch.Tensor, Hyper], torch.Tensor]:
+    """The initialiser of a 0-d float32 host-state tensor holding ``value``: on the parameter's
+    device with ``capturable`` or ``fused`` (as torch keeps ``step`` and ``mu_product``
+    there), else on the host."""
+
+    def init(p: torch.Tensor, hp: Hyper) -> torch.Tensor:
+        if hp.get("capturable") or hp.get("fused"):
+            return torch.full((), value, dtype=torch.float32, device=p.device)
+        return torch.tensor(value, dtype=torch.float32)
+
+    return init
+
+
+#: torch's ``step`` state (see :func:`host_scalar`)
+step_counter = host_scalar(0.0)
 
 
 @dataclass(frozen=True)
