@@ -26,6 +26,10 @@ test: $(STAMP)
 
 parity: $(STAMP)
 	$(BIN)/python -m pytest -q -m "slow or live" -p no:cacheprovider
+	# the Paddle and MindSpore golden suites again, every fused step on the Triton kernels
+	# (Triton's interpreter on the CPU)
+	POLYOPTIM_KERNEL=triton $(BIN)/python -m pytest -q -p no:cacheprovider \
+		tests/paddle/test_paddle_golden.py tests/mindspore/test_golden.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -279,8 +279,6 @@ class Optimizer(torch.optim.Optimizer):
         else:
             fresh = [self._init_state(p, group) for p in params]
         grad_scale, found_inf = self._amp(group)
-        if found_inf is not None and float(found_inf) != 0.0:
-            return  # the scaler found inf/nan: skip the step, as torch's fused kernels do
         self._validate_group(group, params)
         states = found if ready else [self._state_of(p, group) for p in params]
         # host scalars, kernel choice and unscaling by grad_scale (inside the fused pass, where
@@ -293,6 +291,7 @@ class Optimizer(torch.optim.Optimizer):
             states,
             fresh,
             grad_scale=grad_scale,
+            found_inf=found_inf,  # inf/nan found: no change (on the device where it can be)
             cache=self._step_cache(params),
         )
 

@@ -14,11 +14,7 @@ Adam (torch's form; decay and ``maximize`` come from the prologue):
 
 from __future__ import annotations
 
-import math
-
-import torch
-
-from .base import Buffer, Rule, step_counter, step_of
+from .base import Buffer, Rule, as_float, host_scalar, sqrt, step_counter, step_of
 
 
 def _betas(hp):
@@ -46,11 +42,11 @@ def adam_prepare(hp, state, fresh):
         # torch takes the bias corrections from the float32 step tensor on these paths;
         # 1 - β2^t loses digits there, and the numbers must agree
         t_f32 = state["step"]
-        step_size = lr / float(1 - beta1**t_f32)
-        bc2_sqrt = float((1 - beta2**t_f32).sqrt())
+        step_size = lr / as_float(1 - beta1**t_f32)
+        bc2_sqrt = as_float((1 - beta2**t_f32).sqrt())
     else:
         step_size = lr / (1 - beta1**t)
-        bc2_sqrt = math.sqrt(1 - beta2**t)
+        bc2_sqrt = sqrt(1 - beta2**t)
     return {
         "beta1": beta1,
         "beta2": beta2,
@@ -123,7 +119,7 @@ def nadam_prepare(hp, state, fresh):
     mu_next = beta1 * (1.0 - 0.5 * (0.96 ** ((t + 1) * psi)))
     # the running product is kept in float32 state, so it is rounded there as torch rounds it
     state["mu_product"] *= mu
-    prod = float(state["mu_product"].item())
+    prod = as_float(state["mu_product"])
     return {
         "beta1": beta1,
         "beta2": beta2,
@@ -141,7 +137,7 @@ nadam = Rule(
     prepare=nadam_prepare,
     host_state={
         "step": step_counter,
-        "mu_product": lambda p, hp: torch.tensor(1.0, dtype=torch.float32),
+        "mu_product": host_scalar(1.0),
     },
 )
 
