@@ -35,6 +35,11 @@ Kernel = Callable[..., None]
 
 _IS_CPU = operator.attrgetter("is_cpu")
 
+
+def _PLAIN_MEMORY(p: torch.Tensor) -> bool:
+    return type(p).__torch_dispatch__ is torch.Tensor.__torch_dispatch__
+
+
 __all__ = ["Kernel", "run_group", "run_prepared", "select_kernel", "use_fused"]
 
 
@@ -52,7 +57,9 @@ def use_fused(group: Mapping[str, Any], params: Sequence[torch.Tensor]) -> bool:
         return False  # the for-loop was asked for by name
     if not cpu_fused.available():
         return False
-    return all(map(_IS_CPU, params))
+    # plain memory only: a wrapper subclass (DTensor under FSDP2) has no storage of its own for
+    # the kernel to read; the eager kernels step it through its own dispatch
+    return all(map(_IS_CPU, params)) and all(map(_PLAIN_MEMORY, params))
 
 
 def select_kernel(group: Mapping[str, Any], params: Sequence[torch.Tensor]) -> Kernel:

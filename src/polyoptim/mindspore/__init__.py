@@ -17,6 +17,7 @@ Example:
 """
 
 from .adafactor import AdaFactor
+from .adopt import adopt
 from .adagrad import FTRL, Adadelta, Adagrad, ProximalAdagrad
 from .adam import Adam, AdaMax, AdamOffload, AdamWeightDecay, LazyAdam
 from .asgd import ASGD
@@ -74,6 +75,7 @@ __all__ = [
     "Rprop",
     "SGD",
     "WarmUpLR",
+    "adopt",
     "cosine_decay_lr",
     "exponential_decay_lr",
     "inverse_decay_lr",

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from ..interop.mindspore_ckpt import CheckpointError, read_checkpoint, write_checkpoint
+from .adopt import MindSporeCellMixin, mindspore_entries
 from .optimizer import Optimizer, ParameterTuple, f32
 
 __all__ = [
@@ -120,11 +121,19 @@ def optimizer_entries(opt: Optimizer) -> dict[str, Any]:
 
 
 # -- save ----------------------------------------------------------------------------------------
+def _module_entries(net: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A module's tensors by checkpoint name: MindSpore's names for an adopted module
+    (:func:`polyoptim.mindspore.adopt`), else its ``state_dict`` keys."""
+    if isinstance(net, MindSporeCellMixin):
+        return {name: t.detach() for name, _, t in mindspore_entries(net)}
+    return net.state_dict()
+
+
 def _entries_of(save_obj: Any) -> list[tuple[str, Any]]:
     if isinstance(save_obj, Optimizer):
         return list(save_obj.parameters_dict().items())
     if isinstance(save_obj, torch.nn.Module):
-        return list(save_obj.state_dict().items())
+        return list(_module_entries(save_obj).items())
     if isinstance(save_obj, dict):
         return list(save_obj.items())
     if isinstance(save_obj, list):
@@ -160,7 +169,8 @@ def save_checkpoint(
 
     Args:
         save_obj: a MindSpore-dialect optimizer (parameters and state under MindSpore's names),
-            a ``torch.nn.Module`` (its ``state_dict``), a dict ``{name: tensor}`` or a list of
+            a ``torch.nn.Module`` (MindSpore's names once adopted, else its ``state_dict``
+            keys), a dict ``{name: tensor}`` or a list of
             ``{"name": ..., "data": ...}`` dicts.
         ckpt_file_name: the path; ``.ckpt`` is appended when missing, as MindSpore does.
         integrated_save, async_save: accepted (single process, synchronous here).
@@ -329,7 +339,7 @@ def load_param_into_net(
     if isinstance(net, Optimizer):
         return _load_optimizer(net, parameter_dict, strict_load)
     if isinstance(net, torch.nn.Module):
-        own = net.state_dict()
+        own = _module_entries(net)
         plan = {
             n: _check_shape(n, t, parameter_dict[n], strict_load)
             for n, t in own.items()

@@ -26,6 +26,7 @@ from types import SimpleNamespace
 
 from . import clip, lr, regularizer
 from .adam import Adam, Adamax, AdamW, Lamb, NAdam, RAdam
+from .adopt import adopt, unique_name_guard
 from .adaptive import ASGD, Adadelta, Adagrad, RMSProp, Rprop
 from .base import Optimizer
 from .checkpoint import load, save
@@ -84,6 +85,7 @@ __all__ = [
     "RAdam",
     "RMSProp",
     "Rprop",
+    "adopt",
     "clip",
     "load",
     "lr",
@@ -93,4 +95,5 @@ __all__ = [
     "regularizer",
     "save",
     "set_param_attr",
+    "unique_name_guard",
 ]

@@ -107,6 +107,7 @@ class Momentum(Optimizer):
         if momentum is None:
             raise ValueError("momentum is not set")
         self._multi_precision = multi_precision
+        self._use_multi_tensor = use_multi_tensor
         defaults = {
             "momentum": momentum,
             "use_nesterov": bool(use_nesterov),
