@@ -17,9 +17,9 @@ Example:
 """
 
 from .adafactor import AdaFactor
-from .adopt import adopt
 from .adagrad import FTRL, Adadelta, Adagrad, ProximalAdagrad
 from .adam import Adam, AdaMax, AdamOffload, AdamWeightDecay, LazyAdam
+from .adopt import adopt
 from .asgd import ASGD
 from .checkpoint import CheckpointError, load_checkpoint, load_param_into_net, save_checkpoint
 from .dynamic_lr import (

@@ -151,8 +151,7 @@ class MindSporeCellMixin:
         self, cells: Any = None, name_prefix: str = ""
     ) -> Iterator[tuple[str, torch.nn.Module]]:
         """``(name, cell)`` for this cell and every sub-cell."""
-        for name, cell in self.named_modules(prefix=name_prefix):  # type: ignore[attr-defined]
-            yield name, cell
+        yield from self.named_modules(prefix=name_prefix)  # type: ignore[attr-defined]
 
     def set_train(self, mode: bool = True) -> Any:
         """Training (True) or inference mode: torch's ``train(mode)``."""

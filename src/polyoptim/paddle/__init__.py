@@ -26,8 +26,8 @@ from types import SimpleNamespace
 
 from . import clip, lr, regularizer
 from .adam import Adam, Adamax, AdamW, Lamb, NAdam, RAdam
-from .adopt import adopt, unique_name_guard
 from .adaptive import ASGD, Adadelta, Adagrad, RMSProp, Rprop
+from .adopt import adopt, unique_name_guard
 from .base import Optimizer
 from .checkpoint import load, save
 from .clip import ClipGradBase, ClipGradByGlobalNorm, ClipGradByNorm, ClipGradByValue

@@ -265,7 +265,7 @@ def _set_state_dict(module: torch.nn.Module, sd: Mapping[str, Any], structured: 
     entries = _paddle_entries(module)
     torch_keys = {tk: (tk, t) for tk, t in entries.values()}
     if not structured:  # keyed by unique names
-        entries = {getattr(t, "name", None) or k: v for k, v in entries.items()}
+        entries = {getattr(v[1], "name", None) or k: v for k, v in entries.items()}
     plan = []
     for key, raw in sd.items():
         target = entries.get(key) or torch_keys.get(key)
