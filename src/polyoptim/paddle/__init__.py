@@ -24,7 +24,7 @@ See docs/paddle.md for the porting guide.
 
 from types import SimpleNamespace
 
-from . import clip, lr, regularizer
+from . import amp, clip, lr, regularizer
 from .adam import Adam, Adamax, AdamW, Lamb, NAdam, RAdam
 from .adaptive import ASGD, Adadelta, Adagrad, RMSProp, Rprop
 from .adopt import adopt, unique_name_guard
@@ -86,6 +86,7 @@ __all__ = [
     "RMSProp",
     "Rprop",
     "adopt",
+    "amp",
     "clip",
     "load",
     "lr",
