@@ -233,16 +233,12 @@ class PaddleLayerMixin:
 
 
 def paddle_layout(p: torch.Tensor, value: torch.Tensor, *, to_paddle: bool) -> torch.Tensor:
-    """``value`` (shaped like ``p`` or like Paddle's ``p``) in Paddle's layout
-    (``to_paddle=True``) or in torch's. Only adopted Linear weights differ (transposed)."""
-    if not (isinstance(p, PaddleParameterMixin) and p.paddle_transposed):
-        return value
-    torch_shape, paddle_shape = tuple(p.shape), tuple(reversed(p.shape))
-    if to_paddle:
-        return value.t() if tuple(value.shape) == torch_shape else value
-    return (
-        value.t() if tuple(value.shape) == paddle_shape and paddle_shape != torch_shape else value
-    )
+    """``value``, a tensor shaped like ``p`` in one framework's layout, in Paddle's layout
+    (``to_paddle=True``) or in torch's. Only adopted Linear weights differ: Paddle stores them
+    ``[in, out]``, so their 2-D values are transposed; anything else is returned as it is."""
+    if isinstance(p, PaddleParameterMixin) and p.paddle_transposed and value.dim() == 2:
+        return value.t()
+    return value
 
 
 def _paddle_entries(module: torch.nn.Module) -> dict[str, tuple[str, torch.Tensor]]:
@@ -293,6 +289,32 @@ def _paddle_class(module: torch.nn.Module) -> str:
     return _PADDLE_CLASS.get(name, name)
 
 
+#: containers built from modules built before them (numbered after their children, as in Paddle)
+_BUILT_FROM_CHILDREN = (torch.nn.Sequential, torch.nn.ModuleList, torch.nn.ModuleDict)
+
+
+def _construction_order(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """Modules in the order a Paddle script would build them: a layer before the sublayers its
+    ``__init__`` creates, but a ``Sequential``/``LayerList`` after the layers passed to it."""
+    out: list[torch.nn.Module] = []
+    seen: set[int] = set()
+
+    def visit(m: torch.nn.Module) -> None:
+        if id(m) in seen:
+            return
+        seen.add(id(m))
+        late = isinstance(m, _BUILT_FROM_CHILDREN)
+        if not late:
+            out.append(m)
+        for child in m.children():
+            visit(child)
+        if late:
+            out.append(m)
+
+    visit(model)
+    return out
+
+
 def adopt(model: torch.nn.Module) -> torch.nn.Module:
     """Give ``model`` and its parameters Paddle's attributes, in place (see the module
     docstring); returns ``model``. Adopting again changes nothing: names stay.
@@ -305,7 +327,7 @@ def adopt(model: torch.nn.Module) -> torch.nn.Module:
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"adopt expects a torch.nn.Module, got {type(model).__name__}")
-    for module in model.modules():
+    for module in _construction_order(model):
         if not isinstance(module, PaddleLayerMixin):
             full = _names.generate(_snake(_paddle_class(module)))
             module.__dict__["_paddle_full_name"] = full
