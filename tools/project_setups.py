@@ -236,15 +236,16 @@ def mindspore_resnet(nn, amp, net, total_steps):
 
 def bert_lr_schedule(nn):
     """BERT's learning-rate schedule: warmup then polynomial decay, a LearningRateSchedule
-    subclass as BERT writes it (``construct(global_step)``)."""
+    subclass (from ``nn.learning_rate_schedule``) as BERT writes it."""
+    LearningRateSchedule = nn.learning_rate_schedule.LearningRateSchedule  # noqa: N806
+    WarmUpLR = nn.learning_rate_schedule.WarmUpLR  # noqa: N806
+    PolynomialDecayLR = nn.learning_rate_schedule.PolynomialDecayLR  # noqa: N806
 
-    class BertLearningRate(nn.LearningRateSchedule):
+    class BertLearningRate(LearningRateSchedule):
         def __init__(self, learning_rate, end_learning_rate, warmup_steps, decay_steps, power):
             super().__init__()
-            self.warmup_lr = nn.WarmUpLR(learning_rate, warmup_steps)
-            self.decay_lr = nn.PolynomialDecayLR(
-                learning_rate, end_learning_rate, decay_steps, power
-            )
+            self.warmup_lr = WarmUpLR(learning_rate, warmup_steps)
+            self.decay_lr = PolynomialDecayLR(learning_rate, end_learning_rate, decay_steps, power)
             self.warmup_steps = warmup_steps
 
         def construct(self, global_step):

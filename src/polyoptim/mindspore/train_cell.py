@@ -34,6 +34,7 @@ from typing import Any
 
 import torch
 
+from .adopt import MindSporeParameterMixin
 from .loss_scale import DynamicLossScaleUpdateCell, FixedLossScaleUpdateCell
 
 __all__ = [
@@ -99,6 +100,26 @@ class TrainOneStepCell(torch.nn.Module):
         found = torch.autograd.grad(loss, list(self.weights), grad_outputs=fill, allow_unused=True)
         return tuple(torch.zeros_like(w) if g is None else g for w, g in zip(self.weights, found))
 
+    def parameters_dict(self) -> dict[str, torch.Tensor]:
+        """Everything MindSpore's ``save_checkpoint(train_cell)`` writes, by MindSpore name:
+        the network's tensors (adopted ones by their ``.name``, including BatchNorm statistics;
+        other parameters by their ``state_dict`` key), the optimizer's entries and, with loss
+        scaling, ``scale_sense`` and the update cell's counters."""
+        from .checkpoint import optimizer_entries
+
+        out: dict[str, torch.Tensor] = {}
+        for key, t in self.network.state_dict(keep_vars=True).items():
+            if isinstance(t, MindSporeParameterMixin):
+                out[t.name] = t
+            elif isinstance(t, torch.nn.Parameter):
+                out[key] = t
+        out.update(optimizer_entries(self.optimizer))
+        out.update(self._scale_entries())
+        return out
+
+    def _scale_entries(self) -> dict[str, torch.Tensor]:
+        return {}
+
     def forward(self, *inputs: Any) -> Any:
         loss = self.network(*inputs)
         grads = self._grads(loss, self.sens)
@@ -145,6 +166,12 @@ class TrainOneStepWithLossScaleCell(TrainOneStepCell):
                 f"but got 'scale_sense' type: {type(scale_sense)}."
             )
         self.register_buffer("scale_sense", value)
+
+    def _scale_entries(self) -> dict[str, torch.Tensor]:
+        out = {"scale_sense": self.scale_sense}
+        if isinstance(self.loss_scaling_manager, DynamicLossScaleUpdateCell):
+            out.update(self.loss_scaling_manager.state_dict(keep_vars=True))
+        return out
 
     def set_sense_scale(self, sens: torch.Tensor) -> None:
         """Set a tensor ``scale_sense`` to a new value."""

@@ -166,7 +166,7 @@ def _fuse_group_l2(groups: list[dict[str, Any]], weight_decay: Any) -> None:
     if isinstance(weight_decay, int) and not isinstance(weight_decay, bool):
         weight_decay = float(weight_decay)
     for group in groups:
-        decay = group["weight_decay"] if "weight_decay" in group else weight_decay
+        decay = group.get("weight_decay", weight_decay)
         if isinstance(decay, int) and not isinstance(decay, bool):
             decay = float(decay)
         fused = isinstance(decay, L2Decay | float)
