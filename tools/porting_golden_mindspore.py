@@ -179,12 +179,48 @@ def run_loss_scale():
     print("loss_scale", scales, cell_scales)
 
 
+class Block(nn.Cell):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 4, 3, has_bias=True)
+        self.bn1 = nn.BatchNorm2d(4)
+
+
+class Zoo(nn.Cell):
+    """Many layer kinds, nested containers included, for the name table."""
+
+    def __init__(self):
+        super().__init__()
+        self.layer1 = nn.SequentialCell([Block(), Block()])
+        self.emb = nn.Embedding(10, 4)
+        self.gn = nn.GroupNorm(2, 4)
+        self.ln = nn.LayerNorm((4,))
+        self.heads = nn.CellList([nn.Dense(4, 2), nn.Dense(4, 2, has_bias=False)])
+        self.bn = nn.BatchNorm1d(4)
+
+
+def run_names():
+    """MindSpore names of every parameter of :class:`Zoo`, and its trainable ones."""
+    zoo = Zoo()
+    table = {
+        "parameters_and_names": [
+            [n, p.name, bool(p.requires_grad)] for n, p in zoo.parameters_and_names()
+        ],
+        "trainable": [p.name for p in zoo.trainable_params()],
+        "layer1_walk": [n for n, _ in zoo.layer1.parameters_and_names()],
+    }
+    with open(os.path.join(OUT, "names.json"), "w", encoding="utf-8") as f:
+        json.dump(table, f, indent=1)
+    print("names", len(table["parameters_and_names"]))
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     ms.set_context(mode=ms.PYNATIVE_MODE, device_target="CPU")
     for name, setup in MINDSPORE_SETUPS.items():
         run_setup(name, setup)
     run_loss_scale()
+    run_names()
 
 
 if __name__ == "__main__":

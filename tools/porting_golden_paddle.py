@@ -202,6 +202,33 @@ def run_scaler():
     print("grad_scaler", len(arrays), "arrays")
 
 
+class Zoo(nn.Layer):
+    """Many layer kinds, nested containers included, for the name table."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2D(3, 4, 3)
+        self.bn = nn.BatchNorm2D(4)
+        self.emb = nn.Embedding(10, 4)
+        self.blocks = nn.Sequential(
+            nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4)), nn.Linear(4, 4), nn.BatchNorm1D(4)
+        )
+        self.heads = nn.LayerList([nn.Linear(4, 2), nn.Linear(4, 2, bias_attr=False)])
+        self.gn = nn.GroupNorm(2, 4)
+        self.deconv = nn.Conv2DTranspose(4, 2, 3)
+        self.prelu = nn.PReLU()
+
+
+def run_names():
+    """Unique names of every parameter (BatchNorm statistics included) of :class:`Zoo`."""
+    with unique_name.guard():
+        zoo = Zoo()
+    table = [[n, p.name, list(p.shape)] for n, p in zoo.named_parameters()]
+    with open(os.path.join(OUT, "names.json"), "w", encoding="utf-8") as f:
+        json.dump(table, f, indent=1)
+    print("names", len(table))
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     # Paddle's scaler prints float(scale) of its shape-[1] scale when it decreases it, which
@@ -212,6 +239,7 @@ def main():
         with unique_name.guard():  # as in a fresh process: accumulators end in _0
             run_setup(name, setup)
     run_scaler()
+    run_names()
 
 
 if __name__ == "__main__":
