@@ -46,7 +46,15 @@ __all__ = [
 ]
 
 
-class WithLossCell(torch.nn.Module):
+class _Cell(torch.nn.Module):
+    """MindSpore's ``Cell`` methods a training script calls on the wrappers."""
+
+    def set_train(self, mode: bool = True) -> _Cell:
+        """Training (True) or inference mode: torch's ``train(mode)``."""
+        return self.train(mode)
+
+
+class WithLossCell(_Cell):
     """``loss_fn(backbone(data), label)`` (MindSpore's ``nn.WithLossCell``)."""
 
     def __init__(self, backbone: torch.nn.Module, loss_fn: Any) -> None:
@@ -63,7 +71,7 @@ class WithLossCell(torch.nn.Module):
         return self._backbone
 
 
-class TrainOneStepCell(torch.nn.Module):
+class TrainOneStepCell(_Cell):
     """One training step per call: ``loss = network(*inputs)``, gradients of the optimizer's
     parameters (times ``sens``, default 1), ``optimizer(grads)``; returns ``loss`` (and
     ``{name: grad}`` with ``return_grad=True``). MindSpore's ``nn.TrainOneStepCell``.
