@@ -161,7 +161,7 @@ def _run_demo(args: argparse.Namespace) -> int:
         dialect_path = demo.plot_losses(
             dialect_results,
             out.with_name(f"{out.stem}-dialects{out.suffix or '.png'}"),
-            title="One network as torch, Paddle and MindSpore code trains it (polyoptim)",
+            title="One MLP, trained as torch, Paddle and MindSpore code",
         )
         print("\nThe same BatchNorm MLP trained as PyTorch, Paddle and MindSpore code writes it:")
         print(demo.format_table(dialect_results))
