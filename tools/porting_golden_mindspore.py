@@ -215,6 +215,9 @@ def run_names():
 
 
 def main():
+    global OUT
+    if len(sys.argv) > 2 and sys.argv[1] == "--out":  # the live test writes a fresh copy
+        OUT = sys.argv[2]
     os.makedirs(OUT, exist_ok=True)
     ms.set_context(mode=ms.PYNATIVE_MODE, device_target="CPU")
     for name, setup in MINDSPORE_SETUPS.items():

@@ -230,6 +230,9 @@ def run_names():
 
 
 def main():
+    global OUT
+    if len(sys.argv) > 2 and sys.argv[1] == "--out":  # the live test writes a fresh copy
+        OUT = sys.argv[2]
     os.makedirs(OUT, exist_ok=True)
     # Paddle's scaler prints float(scale) of its shape-[1] scale when it decreases it, which
     # numpy 2 refuses; read the single element instead (only that message uses it)
