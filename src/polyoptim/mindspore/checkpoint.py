@@ -42,6 +42,7 @@ from ..interop.mindspore_ckpt import (
     read_checkpoint,
     write_checkpoint,
 )
+from .adopt import MindSporeCellMixin, mindspore_entries
 from .optimizer import Optimizer, ParameterTuple, f32
 
 __all__ = [
@@ -125,11 +126,23 @@ def optimizer_entries(opt: Optimizer) -> dict[str, Any]:
 
 
 # -- save ----------------------------------------------------------------------------------------
+def _module_entries(net: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A module's tensors by checkpoint name: MindSpore's names for an adopted module
+    (:func:`polyoptim.mindspore.adopt`), else its ``state_dict`` keys."""
+    from .train_cell import TrainOneStepCell
+
+    if isinstance(net, TrainOneStepCell):
+        return {name: t.detach() for name, t in net.parameters_dict().items()}
+    if isinstance(net, MindSporeCellMixin):
+        return {name: t.detach() for name, _, t in mindspore_entries(net)}
+    return net.state_dict()
+
+
 def _entries_of(save_obj: Any) -> list[tuple[str, Any]]:
     if isinstance(save_obj, Optimizer):
         return list(save_obj.parameters_dict().items())
     if isinstance(save_obj, torch.nn.Module):
-        return list(save_obj.state_dict().items())
+        return list(_module_entries(save_obj).items())
     if isinstance(save_obj, dict):
         return list(save_obj.items())
     if isinstance(save_obj, list):
@@ -165,7 +178,8 @@ def save_checkpoint(
 
     Args:
         save_obj: a MindSpore-dialect optimizer (parameters and state under MindSpore's names),
-            a ``torch.nn.Module`` (its ``state_dict``), a dict ``{name: tensor}`` or a list of
+            a ``torch.nn.Module`` (MindSpore's names once adopted, else its ``state_dict``
+            keys), a dict ``{name: tensor}`` or a list of
             ``{"name": ..., "data": ...}`` dicts.
         ckpt_file_name: the path; ``.ckpt`` is appended when missing, as MindSpore does.
         integrated_save, async_save: accepted (single process, synchronous here).
@@ -380,8 +394,12 @@ def load_param_into_net(
         )
     if isinstance(net, Optimizer):
         return _load_optimizer(net, parameter_dict, strict_load)
+    from .train_cell import TrainOneStepCell
+
+    if isinstance(net, TrainOneStepCell):
+        return _load_train_cell(net, parameter_dict, strict_load)
     if isinstance(net, torch.nn.Module):
-        own = net.state_dict()
+        own = _module_entries(net)
         plan = {
             n: _check_shape(n, t, parameter_dict[n], strict_load)
             for n, t in own.items()
@@ -397,6 +415,21 @@ def load_param_into_net(
         "For 'load_param_into_net', the argument 'net' should be an optimizer or a "
         f"torch.nn.Module, but got {type(net)}."
     )
+
+
+def _load_train_cell(net: Any, pd: dict[str, Any], strict: bool) -> tuple[list[str], list[str]]:
+    """A training cell: the network's tensors and the loss scale by name, then the optimizer
+    (parameters, state, global step, learning rates); every shape is checked first."""
+    opt_names = set(optimizer_entries(net.optimizer))
+    own = {n: t for n, t in net.parameters_dict().items() if n not in opt_names}
+    plan = {n: _check_shape(n, t, pd[n], strict) for n, t in own.items() if n in pd}
+    missing, unused = _load_optimizer(net.optimizer, pd, strict)
+    with torch.no_grad():
+        for n, v in plan.items():
+            own[n].detach().copy_(v)
+    missing = [n for n in own if n not in pd] + missing
+    unused = [n for n in unused if n not in own]
+    return missing, unused
 
 
 def _load_optimizer(

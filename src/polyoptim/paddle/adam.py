@@ -134,6 +134,7 @@ class Adam(Optimizer):
         assert epsilon is not None
         _check_adam_args(beta1, beta2, epsilon)
         self._multi_precision = multi_precision
+        self._use_multi_tensor = use_multi_tensor
         defaults = {
             "beta1": beta1,
             "beta2": beta2,

@@ -40,6 +40,7 @@ from ..engine import GradTransform
 from ..engine import Optimizer as EngineOptimizer
 from ..kernels import master as mw
 from ..kernels.ops import TensorOps
+from .adopt import paddle_layout
 from .clip import ClipGradBase
 from .lr import LambdaDecay, LRScheduler
 from .param_attr import param_attr
@@ -140,6 +141,9 @@ class Optimizer(EngineOptimizer):
     _accumulators: ClassVar[tuple[Acc, ...]] = ()
     #: whether this optimizer supports ``multi_precision``
     _multi_precision: bool = False
+    #: Paddle's attribute (present on every optimizer; PaddleClas tests ``hasattr`` on it):
+    #: the ``use_multi_tensor`` argument of Adam and Momentum, None elsewhere
+    _use_multi_tensor: bool | None = None
 
     def __init__(
         self,
@@ -714,13 +718,15 @@ class Optimizer(EngineOptimizer):
                 if acc.per_element:
                     dtype = torch.float32 if self._uses_master(p) else p.dtype
                     value = torch.full(p.shape, float(value), dtype=dtype)
-                sd[self._acc_key(self._owner_name(p), acc)] = value
+                sd[self._acc_key(self._owner_name(p), acc)] = paddle_layout(
+                    p, value, to_paddle=True
+                )
         masters = {}
         for p, _ in self._all_params():
             if self.state.get(p) and mw.MASTER_KEY in self.state[p]:
                 master = self.state[p][mw.MASTER_KEY]
                 master.paddle_name = self._owner_name(p)  # its name in a saved file
-                masters[self.param_name(p)] = master
+                masters[self.param_name(p)] = paddle_layout(p, master, to_paddle=True)
         if masters:
             sd["master_weights"] = masters
         if isinstance(self._learning_rate, LRScheduler):
@@ -799,7 +805,7 @@ class Optimizer(EngineOptimizer):
             if mw.wants_master(hp, p):
                 mw.ensure_master_state(rule, hp, p, new, True)
                 if master is not None:
-                    value = _to_tensor(master)
+                    value = paddle_layout(p, _to_tensor(master), to_paddle=False)
                     if tuple(value.shape) != tuple(p.shape):
                         raise ValueError(
                             f"master weight {name} has shape {list(value.shape)}, expected "
@@ -813,7 +819,7 @@ class Optimizer(EngineOptimizer):
                     continue
                 if key is None:
                     raise AssertionError(f"optimizer Tensor {self._acc_key(owner, acc)} not found")
-                value = _to_tensor(sd[key])
+                value = paddle_layout(p, _to_tensor(sd[key]), to_paddle=False)
                 like = new[acc.key]
                 if acc.per_element:
                     if tuple(value.shape) not in (tuple(p.shape), (1,), ()):
