@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 COMPAT_STAMP := $(VENV)/.installed-compat
 
-.PHONY: demo test parity lint format bench clean
+.PHONY: demo test parity lint format bench docs clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -20,6 +20,12 @@ $(COMPAT_STAMP): $(STAMP)
 	$(BIN)/python -m pip install -q -c constraints.txt --no-deps timm
 	touch $(COMPAT_STAMP)
 
+DOCS_STAMP := $(VENV)/.installed-docs
+
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,docs]"
+	touch $(DOCS_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/polyoptim demo
 
@@ -28,6 +34,10 @@ test: $(STAMP)
 
 parity: $(COMPAT_STAMP)
 	$(BIN)/python -m pytest -q -m "slow or live" -p no:cacheprovider
+	# the Paddle and MindSpore golden suites again, every fused step on the Triton kernels
+	# (Triton's interpreter on the CPU)
+	POLYOPTIM_KERNEL=triton $(BIN)/python -m pytest -q -p no:cacheprovider \
+		tests/paddle/test_paddle_golden.py tests/mindspore/test_golden.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -38,7 +48,11 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 bench: $(STAMP)
-	$(BIN)/polyoptim bench
+	$(BIN)/polyoptim bench --out benchmarks/out
+
+# The API reference (docs/api, from the docstrings) into docs/_build/html; warnings fail it.
+docs: $(DOCS_STAMP)
+	$(BIN)/python -m sphinx -W --keep-going -q -b html docs/api docs/_build/html
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache docs/_build

@@ -19,3 +19,28 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(
             f"{key}: {count[key]} cases, worst relative error {value:.3g} ({nodeid})"
         )
+    _hostile_summary(terminalreporter)
+
+
+def _hostile_summary(terminalreporter):
+    """One line for the hostile-file tests (tests/interop/bounded.py): reads, clean refusals,
+    the slowest read and the largest memory peak."""
+    reads = refused = 0
+    slowest, biggest = (0.0, ""), (0, "")
+    for reports in terminalreporter.stats.values():
+        for rep in reports:
+            if getattr(rep, "when", None) != "teardown":  # recorded by a fixture's teardown
+                continue
+            for key, value in getattr(rep, "user_properties", []):
+                if key != "hostile_reads":
+                    continue
+                n, r, secs, secs_at, peak, peak_at = value
+                reads, refused = reads + n, refused + r
+                slowest = max(slowest, (secs, secs_at))
+                biggest = max(biggest, (peak, peak_at))
+    if reads:
+        terminalreporter.write_line(
+            f"hostile files: {reads} reads, {refused} refused with CheckpointFormatError, "
+            f"{reads - refused} read; slowest {slowest[0]:.3f} s ({slowest[1]}); largest peak "
+            f"{biggest[0] / 2**20:.2f} MiB ({biggest[1]})"
+        )

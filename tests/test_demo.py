@@ -114,6 +114,7 @@ def test_resolve_names() -> None:
 def test_cli_demo(tmp_path, capsys) -> None:
     path = tmp_path / "demo.png"
     argv = ["demo", "--optimizers", "Adam", "--epochs", "1", "--out", str(path), "--quiet"]
+    argv += ["--dialect", "none"]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "Adam" in out and "test accuracy" in out

@@ -40,8 +40,9 @@ def _grads(n: int) -> list[torch.Tensor]:
     return [torch.randn(6, generator=gen) for _ in range(n)]
 
 
-def _grad_stepper(opt_of: Callable[[list[torch.nn.Parameter]], Any]) -> Callable[[], None]:
-    """A step of ``opt_of(params)`` after setting fresh ``.grad``s (torch's and Paddle's way)."""
+def _grad_stepper(opt_of: Callable[[list[torch.nn.Parameter]], Any]) -> Any:
+    """A step of ``opt_of(params)`` after setting fresh ``.grad``s (torch's and Paddle's way);
+    ``step.params`` are the parameters it steps."""
     ps = _params()
     opt = opt_of(ps)
 
@@ -50,6 +51,7 @@ def _grad_stepper(opt_of: Callable[[list[torch.nn.Parameter]], Any]) -> Callable
             p.grad = g
         opt.step()
 
+    step.params = ps  # type: ignore[attr-defined]
     return step
 
 
@@ -61,13 +63,18 @@ def _paddle_step(cls: type) -> Callable[[], None]:
     return _grad_stepper(lambda ps: cls(learning_rate=0.01, parameters=ps))
 
 
-def _mindspore_step(cls: type) -> Callable[[], None]:
+def _mindspore_step(cls: type) -> Any:
     ps = _params()
     if cls is ms.LARS:
         opt = cls(ms.SGD(ps, learning_rate=0.01))
     else:
         opt = cls(ps, learning_rate=0.01, **({"momentum": 0.9} if cls is ms.Momentum else {}))
-    return lambda: opt(tuple(_grads(len(ps))))
+
+    def step() -> None:
+        opt(tuple(_grads(len(ps))))
+
+    step.params = ps  # type: ignore[attr-defined]
+    return step
 
 
 def _classes() -> list[tuple[str, str, Callable[[type], Callable[[], None]], type]]:

@@ -11,6 +11,7 @@ from torch.optim.optimizer import (
 )
 
 from .engine import Optimizer
+from .factory import create_optimizer, get_optimizer_class, list_optimizers
 from .optimizers import (
     ASGD,
     LBFGS,
@@ -28,6 +29,7 @@ from .optimizers import (
     Rprop,
     SparseAdam,
 )
+from .timm_registry import register_timm
 
 __version__ = "0.1.0"
 
@@ -48,7 +50,11 @@ __all__ = [
     "RAdam",
     "RMSprop",
     "Rprop",
+    "create_optimizer",
+    "get_optimizer_class",
+    "list_optimizers",
     "lr_scheduler",
+    "register_timm",
     "register_optimizer_step_post_hook",
     "register_optimizer_step_pre_hook",
     "swa_utils",

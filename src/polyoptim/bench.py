@@ -63,12 +63,59 @@ SIZES: dict[str, tuple[int, int]] = {
     "c": (2000, 4_000),
 }
 
-PATHS = ("torch_forloop", "torch_foreach", "torch_fused", "poly_eager", "poly_fused")
+
+def transformer_sizes(
+    vocab: int = 8192, d: int = 512, layers: int = 6, ff: int = 2048, ctx: int = 1024
+) -> list[int]:
+    """Element counts of a small transformer language model's parameters, in model order:
+    token and position embeddings, per block two layer norms, attention (fused QKV and output
+    projection, with biases) and MLP (with biases), a final norm -- a realistic mix of a few
+    large matrices and many small vectors."""
+    sizes = [vocab * d, ctx * d]
+    for _ in range(layers):
+        sizes += [d, d, 3 * d * d, 3 * d, d * d, d, d, d, ff * d, ff, d * ff, d]
+    return sizes + [d, d]
+
+
+#: case -> element counts of a realistic model's parameter list (mixed sizes)
+MIXED: dict[str, list[int]] = {"m": transformer_sizes()}
+SIZES["m"] = (len(MIXED["m"]), sum(MIXED["m"]) // len(MIXED["m"]))
+
+
+def case_sizes(case: str) -> list[int]:
+    """The element count of every tensor of a case."""
+    if case in MIXED:
+        return list(MIXED[case])
+    n, size = SIZES[case]
+    return [size] * n
+
+
+def case_label(case: str, tensors: int, elements: int) -> str:
+    """``(b) 200×80000``, or for a mixed case ``(m) 76 mixed, 19,428,352``."""
+    if case in MIXED:
+        return f"({case}) {tensors} mixed, {elements:,}"
+    return f"({case}) {tensors}×{elements // max(1, tensors)}"
+
+
+PATHS = (
+    "torch_forloop",
+    "torch_foreach",
+    "torch_fused",
+    "poly_forloop",
+    "poly_foreach",
+    "poly_fused",
+)
+#: polyoptim's non-fused paths and the torch path each is compared with
+NON_FUSED = {
+    "foreach": ("torch_foreach", "poly_foreach"),
+    "forloop": ("torch_forloop", "poly_forloop"),
+}
 LABELS = {
     "torch_forloop": "torch for-loop",
     "torch_foreach": "torch foreach",
     "torch_fused": "torch fused",
-    "poly_eager": "polyoptim eager",
+    "poly_forloop": "polyoptim for-loop",
+    "poly_foreach": "polyoptim foreach",
     "poly_fused": "polyoptim fused",
 }
 
@@ -94,6 +141,9 @@ class Result:
     #: ``bytes_per_element`` at the roof (median over rounds). The roof is a triad's bandwidth
     #: (two reads per write); a kernel with more reads per write can run a few percent above it
     ceiling: float = 0.0
+    #: ``foreach``/``forloop``: the median over rounds of (torch's time / polyoptim's time in
+    #: the same round) on that non-fused path -- above 1, polyoptim's is faster
+    nonfused: dict[str, float] = field(default_factory=dict)
     #: polyoptim fused's host time per step (ms, median over rounds): the step's time outside
     #: its kernel calls -- gathering gradients, checks, host scalars, host state
     host_ms: float | None = None
@@ -139,11 +189,23 @@ def peak_extra_mb(step: Callable[[], Any]) -> float | None:
 ROOF_ELEMENTS = 16_000_000
 
 
-def _triads() -> dict[str, Callable[[], None]]:
+def _no_sync() -> None:
+    """Nothing to wait for: a CPU step is done when it returns."""
+
+
+def _triads(device: str = "cpu") -> dict[str, Callable[[], None]]:
     """In-place triads ``a ← a + s·b`` over ``ROOF_ELEMENTS`` float32 elements (12 bytes moved
-    per element): with torch, and with Numba (parallel) when installed."""
+    per element): with torch, and on the CPU with Numba (parallel) when installed. On CUDA
+    the torch triad waits for the device (it measures HBM bandwidth)."""
     n = ROOF_ELEMENTS
-    a, b = torch.ones(n), torch.ones(n)
+    a, b = torch.ones(n, device=device), torch.ones(n, device=device)
+    if device.startswith("cuda"):
+
+        def cuda_triad() -> None:
+            a.add_(b, alpha=1e-7)
+            torch.cuda.synchronize()
+
+        return {"torch_triad": cuda_triad}
     out: dict[str, Callable[[], None]] = {"torch_triad": lambda: a.add_(b, alpha=1e-7)}
     try:
         import numba
@@ -195,12 +257,12 @@ def bytes_per_element(opt: torch.optim.Optimizer) -> int:
     return arrays * p.element_size()
 
 
-def _make_params(n: int, size: int, seed: int = 0) -> list[torch.Tensor]:
+def _make_params(sizes: Sequence[int], seed: int = 0, device: str = "cpu") -> list[torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
     ps = []
-    for _ in range(n):
-        p = torch.nn.Parameter(torch.randn(size, generator=gen))
-        p.grad = torch.randn(size, generator=gen) * 1e-2
+    for size in sizes:
+        p = torch.nn.Parameter(torch.randn(size, generator=gen).to(device))
+        p.grad = (torch.randn(size, generator=gen) * 1e-2).to(device)
         ps.append(p)
     return ps
 
@@ -217,11 +279,24 @@ def _optimizers(
     make = {
         "torch_forloop": lambda: tcls(params, foreach=False, **kwargs),
         "torch_foreach": lambda: tcls(params, foreach=True, **kwargs),
-        "torch_fused": (lambda: tcls(params, fused=True, **kwargs)) if torch_fused else None,
-        "poly_eager": lambda: pcls(params, foreach=False, **kwargs),
+        "torch_fused": (lambda: _maybe(tcls, params, fused=True, **kwargs))
+        if torch_fused
+        else None,
+        "poly_forloop": lambda: pcls(params, foreach=False, **kwargs),
+        "poly_foreach": lambda: pcls(params, foreach=True, **kwargs),
         "poly_fused": lambda: pcls(params, **fused_kw, **kwargs),
     }
-    return {k: make[k]() for k in paths if make.get(k) is not None}  # type: ignore[misc]
+    made = {k: make[k]() for k in paths if make.get(k) is not None}  # type: ignore[misc]
+    return {k: v for k, v in made.items() if v is not None}
+
+
+def _maybe(cls: type, params: list[torch.Tensor], **kwargs: Any) -> Any:
+    """``cls(params, **kwargs)``, or None where torch refuses it (a fused kernel it lacks on
+    this device)."""
+    try:
+        return cls(params, **kwargs)
+    except RuntimeError:
+        return None
 
 
 def measure(
@@ -230,13 +305,16 @@ def measure(
     repeats: int,
     paths: Sequence[str] = PATHS,
     triad: Callable[[], None] | None = None,
+    device: str = "cpu",
 ) -> Result:
     """Time every path of one algorithm on one problem size (medians, round-robin), and the
-    bandwidth ``triad`` in the same rounds: the machine's bandwidth drifts on a shared host."""
+    bandwidth ``triad`` in the same rounds: the machine's bandwidth drifts on a shared host.
+    On CUDA each timed step ends with a device synchronisation."""
     from polyoptim.kernels import dispatch
 
-    n, size = SIZES[case]
-    params = _make_params(n, size)
+    sizes = case_sizes(case)
+    params = _make_params(sizes, device=device)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else _no_sync
     opts = _optimizers(name, params, paths)
     if "poly_fused" in opts:
         group = opts["poly_fused"].param_groups[0]
@@ -245,12 +323,12 @@ def measure(
     for opt in opts.values():  # create state (and compile or load the fused kernel)
         opt.step()
     first = next(iter(opts.values()))
-    res = Result(name, case, n, n * size, bytes_per_element(_poly_or(first, opts)))
+    res = Result(name, case, len(sizes), sum(sizes), bytes_per_element(_poly_or(first, opts)))
     for key, opt in opts.items():
-        res.extra_mb[key] = peak_extra_mb(opt.step)
+        res.extra_mb[key] = peak_extra_mb(opt.step) if sync is _no_sync else None
     steps: dict[str, Callable[[], Any]] = {k: opt.step for k, opt in opts.items()}
     in_kernel: list[float] = []
-    if "poly_fused" in steps:
+    if "poly_fused" in steps and sync is _no_sync:
         steps["poly_fused"] = _clocking_kernels(steps["poly_fused"], in_kernel)
     if triad is not None:
         steps["roof"] = triad
@@ -259,8 +337,10 @@ def measure(
     for i in range(repeats):
         # every other round in reverse, so no path always runs right after the same neighbour
         for key in order if i % 2 == 0 else reversed(order):
+            sync()
             t0 = time.perf_counter()
             steps[key]()
+            sync()
             times[key].append(time.perf_counter() - t0)
     roof = times.pop("roof", None)
     if roof:
@@ -269,10 +349,16 @@ def measure(
         med = statistics.median(ts)
         res.ms[key] = med * 1e3
         res.gbps[key] = res.bytes_per_element * res.elements / med / 1e9
+    for kind, (theirs, ours) in NON_FUSED.items():
+        if theirs in times and ours in times:
+            res.nonfused[kind] = statistics.median(
+                a / b for a, b in zip(times[theirs], times[ours])
+            )
     if "poly_fused" in times:
         res.speedup, res.ceiling = speedups(times, roof, res.bytes_per_element * res.elements)
-        host = [t - k for t, k in zip(times["poly_fused"], in_kernel)]
-        res.host_ms = statistics.median(host) * 1e3
+        if in_kernel:
+            host = [t - k for t, k in zip(times["poly_fused"], in_kernel)]
+            res.host_ms = statistics.median(host) * 1e3
     del opts, params
     gc.collect()
     return res
@@ -333,7 +419,7 @@ def speedups(
 
 
 def _poly_or(first: torch.optim.Optimizer, opts: dict[str, Any]) -> Any:
-    return opts.get("poly_fused") or opts.get("poly_eager") or first
+    return opts.get("poly_fused") or opts.get("poly_forloop") or first
 
 
 def fresh_process_first_call() -> dict[str, Any] | None:
@@ -363,31 +449,42 @@ def run_bench(
     repeats: int = 7,
     threads: int | None = None,
     progress: Callable[[str], None] | None = None,
+    paths: Sequence[str] = PATHS,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Run the benchmark; returns the report (what :func:`write_outputs` writes).
 
     Args:
         algorithms: keys of :data:`ALGORITHMS`.
         cases: keys of :data:`SIZES` (``a``: one 16M-element tensor, ``b``: 200 x 80K,
-            ``c``: 2000 x 4K).
+            ``c``: 2000 x 4K, ``m``: a small transformer's mixed-size parameter list).
         repeats: timed steps per implementation (the median is reported).
         threads: torch (and Numba) threads; default: torch's.
         progress: called with a line of text as each measurement finishes.
+        paths: the implementations to time (keys of :data:`LABELS`; default all).
+        device: ``cpu`` or ``cuda`` (``cuda:N``): where the tensors live; on CUDA polyoptim's
+            fused path is the Triton kernel, and the roof is the device's (HBM) triad.
+
+    Raises:
+        RuntimeError: ``device`` is CUDA and this machine has no CUDA device.
     """
-    from polyoptim.kernels import cpu_fused
+    from polyoptim.kernels import cpu_fused, triton_fused
+
+    check_device(device)
+    on_cuda = device.startswith("cuda")
 
     if threads:
         torch.set_num_threads(threads)
     say = progress or (lambda s: None)
     started = time.perf_counter()
-    triads = _triads()
+    triads = _triads(device)
     roof = bandwidth_roof(max(5, 2 * repeats), triads)
     best = max(triads, key=lambda k: roof[k])  # the faster triad runs alongside every row
     say(f"bandwidth roof: {roof['roof']:.1f} GB/s ({best})")
     results = []
     for case in cases:
         for name in algorithms:
-            r = measure(name, case, repeats, triad=triads[best])
+            r = measure(name, case, repeats, paths, triad=triads[best], device=device)
             results.append(r)
             fused = r.ms.get("poly_fused")
             say(
@@ -407,15 +504,30 @@ def run_bench(
             "torch": torch.__version__,
             "numba": _numba_version(),
             "numba_threading_layer": _numba_layer(),
+            "device": torch.cuda.get_device_name(device) if on_cuda else "cpu",
             "loadavg_start": _loadavg(),
         },
         "repeats": repeats,
         "roof_gbps": roof,
         "results": [asdict(r) for r in results],
-        "compile": cpu_fused.compile_log(),
-        "fresh_process": fresh_process_first_call() if cpu_fused.available() else None,
+        "compile": triton_fused.compile_log() if on_cuda else cpu_fused.compile_log(),
+        "fresh_process": (
+            fresh_process_first_call() if cpu_fused.available() and not on_cuda else None
+        ),
         "seconds": time.perf_counter() - started,
     }
+
+
+def check_device(device: str) -> None:
+    """Refuse a device this machine does not have, with a message that says so."""
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise RuntimeError(
+                f"polyoptim bench --device {device}: CUDA is not available on this machine "
+                f"(torch {torch.__version__}, no CUDA device found); run it on a GPU machine"
+            )
+    elif device != "cpu":
+        raise RuntimeError(f"polyoptim bench --device {device}: use cpu or cuda[:N]")
 
 
 def _numba_version() -> str | None:
@@ -481,7 +593,7 @@ def markdown(report: dict[str, Any]) -> str:
         best = min(torch_ms, key=torch_ms.__getitem__) if torch_ms else None
         row = [
             r["algorithm"],
-            f"({r['case']}) {r['tensors']}×{r['elements'] // r['tensors']}",
+            case_label(r["case"], r["tensors"], r["elements"]),
             str(r["bytes_per_element"]),
             *(_fmt(ms.get(p)) for p in PATHS),
             _fmt(r.get("host_ms"), 2),
@@ -493,9 +605,33 @@ def markdown(report: dict[str, Any]) -> str:
             _fmt(up.get(best) if best else None, 2),
             _fmt(r.get("ceiling") or None, 2),
             _fmt(up.get("torch_fused"), 2),
-            _fmt(up.get("poly_eager"), 1),
+            _fmt(up.get("poly_forloop"), 1),
         ]
         lines.append("| " + " | ".join(row) + " |")
+    lines += [
+        "",
+        "Non-fused paths (every device without a fused kernel, ``differentiable=True``): "
+        "polyoptim against torch's same path, ratio = torch's time / polyoptim's (median over "
+        "rounds of the paired ratio; above 1, polyoptim is faster), and the peak extra memory "
+        "of one warm step in MB:",
+        "",
+        "| algorithm | case | foreach ratio | for-loop ratio | MB torch foreach "
+        "| MB polyoptim foreach | MB torch for-loop | MB polyoptim for-loop |",
+        "|---|---|--:|--:|--:|--:|--:|--:|",
+    ]
+    for r in report["results"]:
+        nf, mb = r.get("nonfused") or {}, r["extra_mb"]
+        if not nf:
+            continue
+        lines.append(
+            f"| {r['algorithm']} | ({r['case']}) | {_fmt(nf.get('foreach'), 2)} | "
+            f"{_fmt(nf.get('forloop'), 2)} | "
+            + " | ".join(
+                _fmt(mb.get(k), 0)
+                for k in ("torch_foreach", "poly_foreach", "torch_forloop", "poly_forloop")
+            )
+            + " |"
+        )
     lines += [
         "",
         "Peak extra memory of one warm step, MB (resident-set high-water growth):",
@@ -554,8 +690,7 @@ def plot(report: dict[str, Any], path: Path) -> Path | None:
             markersize=28,
             label="bandwidth roof (same rounds)",
         )
-        n, size = rs[0]["tensors"], rs[0]["elements"] // rs[0]["tensors"]
-        ax.set_title(f"({case}) {n} tensor(s) × {size:,} elements")
+        ax.set_title(case_label(case, rs[0]["tensors"], rs[0]["elements"]))
         ax.set_xticks(range(len(algs)))
         ax.set_xticklabels(algs)
         ax.set_ylabel("effective GB/s")
@@ -585,12 +720,14 @@ def add_parser(subparsers: Any) -> None:
     """Register the ``bench`` subcommand (called by :mod:`polyoptim.cli`)."""
     p = subparsers.add_parser(
         "bench",
-        help="time every algorithm: torch for-loop/foreach/fused vs polyoptim eager/fused",
+        help="time every algorithm: torch for-loop/foreach/fused vs polyoptim's",
         description=(
             "Step time and effective GB/s of torch's for-loop, foreach and fused paths and of "
             "polyoptim's eager and fused kernels, on (a) one 16M-element tensor, (b) 200 "
-            "tensors of 80K, (c) 2000 tensors of 4K, against the streaming-bandwidth roof "
-            "measured in the same run. Writes bench.md, bench.json and bench.png."
+            "tensors of 80K, (c) 2000 tensors of 4K, (m) a small transformer's parameter "
+            "list, against the streaming-bandwidth roof measured in the same run (--device "
+            "cuda: on a GPU, against its HBM roof). Prints the report (markdown) on stdout; "
+            "with --out DIR it also writes bench.md, bench.json and bench.png into DIR."
         ),
     )
     p.add_argument(
@@ -600,19 +737,34 @@ def add_parser(subparsers: Any) -> None:
         help="comma-separated, from: %(default)s",
     )
     p.add_argument(
-        "--sizes", metavar="LIST", default=",".join(SIZES), help="cases a,b,c (default: all)"
+        "--sizes", metavar="LIST", default=",".join(SIZES), help="cases a,b,c,m (default: all)"
     )
     p.add_argument("--repeats", type=int, default=7, help="timed steps each (default: 7)")
     p.add_argument("--threads", type=int, default=None, help="threads (default: torch's)")
     p.add_argument(
-        "--out", metavar="DIR", default="benchmarks/out", help="output directory (%(default)s)"
+        "--out",
+        metavar="DIR",
+        default=None,
+        help="write bench.md, bench.json and bench.png into DIR (default: write no files)",
     )
     p.add_argument(
         "--cold",
         action="store_true",
         help="use an empty kernel cache, so the first-call times are compile times",
     )
+    p.add_argument(
+        "--paths",
+        metavar="LIST",
+        default=",".join(PATHS),
+        help="implementations to time, from: %(default)s",
+    )
     p.add_argument("--quick", action="store_true", help="adam,sgd on case c, 3 repeats")
+    p.add_argument(
+        "--device",
+        default="cpu",
+        help="cpu (default) or cuda[:N]: on CUDA torch's CUDA paths against polyoptim's "
+        "Triton kernel, with the HBM triad as the roof",
+    )
     p.set_defaults(func=cli_main)
 
 
@@ -623,9 +775,17 @@ def cli_main(args: Any) -> int:
     repeats = args.repeats
     if args.quick:
         algorithms, cases, repeats = ["adam", "sgd"], ["c"], 3
+    paths = [k.strip() for k in getattr(args, "paths", ",".join(PATHS)).split(",") if k.strip()]
     bad = [a for a in algorithms if a not in ALGORITHMS] + [c for c in cases if c not in SIZES]
+    bad += [k for k in paths if k not in LABELS]
     if bad or repeats < 1:
         print(f"polyoptim bench: unknown {bad} or --repeats < 1", file=sys.stderr)
+        return 2
+    device = getattr(args, "device", "cpu")
+    try:
+        check_device(device)
+    except RuntimeError as e:
+        print(str(e), file=sys.stderr)
         return 2
     if args.cold:
         import tempfile
@@ -633,8 +793,19 @@ def cli_main(args: Any) -> int:
         cold = tempfile.mkdtemp(prefix="polyoptim-cold-")
         os.environ["POLYOPTIM_CACHE_DIR"] = cold
         os.environ.setdefault("NUMBA_CACHE_DIR", cold)  # read when Numba is first imported
-    report = run_bench(algorithms, cases, repeats=repeats, threads=args.threads, progress=print)
-    for path in write_outputs(report, Path(args.out)):
-        print(f"wrote {path}")
+    report = run_bench(
+        algorithms,
+        cases,
+        repeats=repeats,
+        threads=args.threads,
+        progress=print,
+        paths=paths,
+        device=device,
+    )
+    if args.out is None:
+        print(markdown(report))
+    else:
+        for path in write_outputs(report, Path(args.out)):
+            print(f"wrote {path}")
     print(f"{report['seconds']:.0f} s")
     return 0

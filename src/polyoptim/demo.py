@@ -150,6 +150,12 @@ class DemoResult:
         seconds: wall time of the run (building the model and optimizer, training, and
             the per-epoch loss evaluations).
         lr: the learning rate used.
+
+    Example:
+        >>> from polyoptim.demo import DemoResult
+        >>> r = DemoResult("Adam", losses=[2.3, 0.4, 0.1], final_loss=0.1, accuracy=0.95)
+        >>> r.name, r.final_loss, r.accuracy
+        ('Adam', 0.1, 0.95)
     """
 
     name: str
@@ -165,6 +171,18 @@ def resolve_names(names: Sequence[str] | str | None) -> list[str]:
 
     Raises:
         ValueError: for an unknown name.
+
+    Args:
+        names: a list of names, a comma-separated string, or None (all of
+            ``DEFAULT_OPTIMIZERS``).
+
+    Returns:
+        The names as spelled in ``SPECS``.
+
+    Example:
+        >>> from polyoptim.demo import resolve_names
+        >>> resolve_names("adam, SGD")
+        ['Adam', 'SGD']
     """
     if names is None:
         return list(DEFAULT_OPTIMIZERS)
@@ -263,6 +281,12 @@ def run_demo(
 
     Returns:
         One ``DemoResult`` per optimizer, in the order given.
+
+    Example:
+        >>> from polyoptim.demo import run_demo
+        >>> (result,) = run_demo(["SGD"], epochs=1, progress=False)
+        >>> result.name, len(result.losses), result.losses[1] < result.losses[0]
+        ('SGD', 2, True)
     """
     names = resolve_names(optimizers)
     if epochs < 1:
@@ -358,6 +382,19 @@ def format_table(results: Sequence[DemoResult]) -> str:
 
     Columns: optimizer, learning rate, final train loss, test accuracy (percent), wall
     time in seconds.
+
+    Args:
+        results: what :func:`run_demo` returned.
+
+    Returns:
+        The table, one line per result after a header and a rule.
+
+    Example:
+        >>> from polyoptim.demo import DemoResult, format_table
+        >>> print(format_table([DemoResult("Adam", [2.3, 0.1], 0.1, 0.95, 1.5, 3e-3)]))
+        optimizer     lr  final train loss  test accuracy  time (s)
+        ---------  -----  ----------------  -------------  --------
+        Adam       0.003          1.00e-01          95.0%      1.50
     """
     header = ("optimizer", "lr", "final train loss", "test accuracy", "time (s)")
     rows = [
@@ -389,8 +426,21 @@ def plot_losses(
     Uses matplotlib's Agg canvas directly (no pyplot, no global backend change), so it
     works headless and does not disturb an interactive session.
 
+    Args:
+        results: what :func:`run_demo` returned.
+        path: the PNG file to write (parent folders are created).
+        title: the plot's title.
+
     Returns:
         The path written.
+
+    Example:
+        >>> import os, tempfile
+        >>> from polyoptim.demo import DemoResult, plot_losses
+        >>> result = DemoResult("Adam", [2.3, 0.5, 0.1], 0.1, 0.95, 1.5, 3e-3)
+        >>> path = plot_losses([result], os.path.join(tempfile.mkdtemp(), "curves.png"))
+        >>> path.suffix, path.stat().st_size > 0
+        ('.png', True)
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from . import graph_step
 from .kernels.dispatch import run_group
 from .kernels.master import LOW_PRECISION, wants_master
 from .learning_rate import is_plain, lr_at
@@ -34,6 +35,7 @@ the list (it may replace list items), with ``params[i]``/``grads[i]`` the tensor
 # thousands of small tensors is dominated by this host work
 _GRAD = operator.attrgetter("grad")
 _IS_SPARSE = operator.attrgetter("is_sparse")
+_IS_FLOAT = torch.Tensor.is_floating_point
 _is_none = functools.partial(operator.is_, None)
 
 
@@ -77,12 +79,14 @@ class Optimizer(torch.optim.Optimizer):
         self.global_step = 0
         #: per stepped tensor list, what the kernels' checks found last step (never saved)
         self._step_caches: dict[tuple[int, int], dict[str, Any]] = {}
+        graph_step.register(self)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self.__dict__.setdefault("transforms", [])
         self.__dict__.setdefault("global_step", 0)
         self.__dict__.setdefault("_step_caches", {})
+        graph_step.register(self)  # a copy is an optimizer of its own
         # during load_state_dict: put back the float32 state torch's loader cast down
         self._restore_master_state(self.__dict__.pop("_loading_master_state", None))
 
@@ -178,6 +182,24 @@ class Optimizer(torch.optim.Optimizer):
                 self._check_grad(p, group)
         return params, grads
 
+    def _check_dtypes(self, params: Sequence[Sequence[torch.Tensor]]) -> None:
+        """Refuse integer and bool parameters before any transform or update runs, so that a
+        refused step changes nothing (``params[i]``: the stepped tensors of group i)."""
+        for group, ps in zip(self.param_groups, params):
+            if all(map(_IS_FLOAT, ps)):  # the usual case, checked in C over the whole list
+                continue
+            if any(not (p.is_floating_point() or p.is_complex()) for p in ps):
+                self._refuse_dtypes(group, ps)
+
+    def _refuse_dtypes(self, group: dict[str, Any], params: Sequence[torch.Tensor]) -> None:
+        """Raise the dialect's error for a group holding integer or bool parameters (the
+        dialects give their framework's; this is the engine's own)."""
+        bad = next(p for p in params if not (p.is_floating_point() or p.is_complex()))
+        raise RuntimeError(
+            f"{type(self).__name__} steps floating point and complex parameters only, "
+            f"got one of dtype {bad.dtype}"
+        )
+
     def _check_grad(self, p: torch.Tensor, group: dict[str, Any]) -> None:
         """Refuse gradients the algorithm cannot take (sparse ones by default)."""
         if p.grad.is_sparse:
@@ -189,7 +211,11 @@ class Optimizer(torch.optim.Optimizer):
 
         Args:
             closure: a closure that re-evaluates the model and returns the loss.
+
+        Under ``torch.compile`` the step is one opaque operation (:mod:`polyoptim.graph_step`).
         """
+        if torch.compiler.is_compiling() and not self.defaults.get("differentiable"):
+            return graph_step.in_graph_step(self, closure)
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -199,6 +225,7 @@ class Optimizer(torch.optim.Optimizer):
             ps, gs = self._gather(g)
             params.append(ps)
             grads.append(gs)
+        self._check_dtypes(params)
         for transform in self.transforms:
             transform(self.param_groups, params, grads)
         for group, ps, gs in zip(self.param_groups, params, grads):
@@ -252,8 +279,6 @@ class Optimizer(torch.optim.Optimizer):
         else:
             fresh = [self._init_state(p, group) for p in params]
         grad_scale, found_inf = self._amp(group)
-        if found_inf is not None and float(found_inf) != 0.0:
-            return  # the scaler found inf/nan: skip the step, as torch's fused kernels do
         self._validate_group(group, params)
         states = found if ready else [self._state_of(p, group) for p in params]
         # host scalars, kernel choice and unscaling by grad_scale (inside the fused pass, where
@@ -266,10 +291,11 @@ class Optimizer(torch.optim.Optimizer):
             states,
             fresh,
             grad_scale=grad_scale,
+            found_inf=found_inf,  # inf/nan found: no change (on the device where it can be)
             cache=self._step_cache(params),
         )
 
-    def _step_cache(self, params: Sequence[torch.Tensor]) -> dict[str, Any]:
+    def _step_cache(self, params: Sequence[torch.Tensor]) -> dict[str, Any] | None:
         """A scratch dict for the kernels, kept from step to step for the same tensor list.
 
         Keyed by the first tensor and the count: the group's ``hp`` may be a new dict each
@@ -277,6 +303,8 @@ class Optimizer(torch.optim.Optimizer):
         it against the tensors of the step, so a stale or shared entry costs time, not
         correctness.
         """
+        if self.__dict__.get("_from_graph"):
+            return None  # a compiled graph passes each state tensor as an operand of its own
         caches = self._step_caches
         key = (id(params[0]), len(params))
         cache = caches.get(key)

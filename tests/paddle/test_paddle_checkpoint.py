@@ -14,6 +14,7 @@ import torch
 
 from polyoptim import paddle as P
 from polyoptim.interop import paddle_pickle as pp
+from polyoptim.interop import safe_unpickle as su
 
 CKPT = os.path.join(os.path.dirname(__file__), os.pardir, "golden", "paddle", "checkpoints")
 with open(os.path.join(CKPT, "index.json"), encoding="utf-8") as _f:
@@ -178,7 +179,9 @@ def test_unpickler_never_imports_anything_else() -> None:
             if name == "malicious.pdopt":
                 assert (module, attr) == ("posix", "system")
             elif module != "<incomplete>":
-                pp._SafeUnpickler(io.BytesIO(b"")).find_class(module, attr)
+                su.resolve_global(module, attr)
+    with pytest.raises(pp.UnsafeCheckpointError, match="posix.system"):
+        su.resolve_global("posix", "system")
 
 
 # -- writing files Paddle reads ----------------------------------------------------------------

@@ -20,12 +20,19 @@ concatenation of serialized ``Checkpoint`` messages, which protobuf parses as on
   contents are concatenated;
 * ``crc_check=True`` appends ``b"crc_num"`` and the CRC32 (zlib's, over every serialized
   message in order) as 10 big-endian bytes;
-* strings (``append_dict`` values) are numpy ``U`` arrays: UTF-32-LE, type ``"str"``, no dims.
+* strings (``append_dict`` values) are numpy ``U`` arrays: UTF-32-LE, type ``"str"``, dims
+  ``[0]`` (MindSpore writes them so and ignores the dims; it also reads a tensor of dims ``[0]``
+  holding one element as a scalar).
 
 Reading executes no code: :func:`decode` is a small protobuf wire-format decoder that checks
-every length against the data and refuses anything it does not understand with a
-:class:`CheckpointError` (a ``ValueError``) naming the offset. Nothing is returned for a
-malformed or truncated file.
+every length against the data (and against the enclosing message: a nested length cannot lie)
+and refuses anything it does not understand with a
+:class:`~polyoptim.interop.errors.CheckpointFormatError` (a :class:`CheckpointError`, a
+``ValueError``) naming the file and the byte offset: truncated varints and fields, varints of
+2**64 or more, strings that are not UTF-8 / UTF-32, more than :data:`MAX_DIMS` dimensions,
+dimensions whose product overflows or needs more bytes than the tensor holds, ``Bool`` bytes
+other than 0 and 1, ``str`` tensors with dimensions. Its cost is linear in the file: each
+tensor is exactly its content bytes. Nothing is returned for a malformed or truncated file.
 
 Example:
     >>> import torch, tempfile, os
@@ -49,9 +56,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from .errors import CheckpointError, CheckpointFormatError
+
 __all__ = [
     "CRC_MARKER",
     "CheckpointError",
+    "CheckpointFormatError",
+    "MAX_DIMS",
     "SLICE_BYTES",
     "decode",
     "encode",
@@ -85,9 +96,9 @@ _TYPES: dict[str, tuple[str, torch.dtype]] = {
 _TORCH_TO_MS = {tdt: name for name, (_, tdt) in _TYPES.items()}
 
 
-class CheckpointError(ValueError):
-    """A ``.ckpt`` file that is malformed, truncated, fails its CRC, or holds what polyoptim
-    cannot represent."""
+MAX_DIMS = 32
+"""Tensors with more dimensions are refused (numpy and torch allow 64)."""
+_MAX_BYTES = 2**62  # numpy's and torch's sizes are signed 64-bit
 
 
 # -- wire format -------------------------------------------------------------------------------
@@ -95,60 +106,67 @@ def _varint(buf: memoryview, pos: int, end: int, what: str) -> tuple[int, int]:
     result = shift = 0
     while True:
         if pos >= end:
-            raise CheckpointError(f"truncated varint in {what} at byte {pos}")
+            raise CheckpointFormatError(f"truncated varint in {what} at byte {pos}")
         byte = buf[pos]
         pos += 1
         result |= (byte & 0x7F) << shift
         if not byte & 0x80:
+            if result >> 64:
+                raise CheckpointFormatError(f"varint of 2**64 or more in {what} at byte {pos - 1}")
             return result, pos
         shift += 7
         if shift >= 70:
-            raise CheckpointError(f"varint longer than 10 bytes in {what} at byte {pos}")
+            raise CheckpointFormatError(f"varint longer than 10 bytes in {what} at byte {pos}")
 
 
 def _fields(buf: memoryview, start: int, end: int, what: str):
-    """Yield ``(field number, wire type, value)``; value is an int (varint/fixed) or a
-    ``(start, end)`` slice for length-delimited fields."""
+    """Yield ``(field number, wire type, value, offset)``; value is an int (varint/fixed) or a
+    ``(start, end)`` slice for length-delimited fields, offset where the field starts."""
     pos = start
     while pos < end:
+        at = pos
         key, pos = _varint(buf, pos, end, what)
         number, wire = key >> 3, key & 7
         if number == 0:
-            raise CheckpointError(f"invalid field number 0 in {what} at byte {pos}")
+            raise CheckpointFormatError(f"invalid field number 0 in {what} at byte {pos}")
         if wire == 0:
             value, pos = _varint(buf, pos, end, what)
-            yield number, wire, value
+            yield number, wire, value, at
         elif wire == 2:
             length, pos = _varint(buf, pos, end, what)
             if length > end - pos:
-                raise CheckpointError(
+                raise CheckpointFormatError(
                     f"truncated {what}: a field of {length} bytes at byte {pos} runs past "
                     f"the end ({end - pos} bytes left)"
                 )
-            yield number, wire, (pos, pos + length)
+            yield number, wire, (pos, pos + length), at
             pos += length
         elif wire in (1, 5):
             size = 8 if wire == 1 else 4
             if size > end - pos:
-                raise CheckpointError(f"truncated fixed-width field in {what} at byte {pos}")
-            yield number, wire, int.from_bytes(buf[pos : pos + size], "little")
+                raise CheckpointFormatError(f"truncated fixed-width field in {what} at byte {pos}")
+            yield number, wire, int.from_bytes(buf[pos : pos + size], "little"), at
             pos += size
         else:
-            raise CheckpointError(f"unsupported protobuf wire type {wire} in {what} at byte {pos}")
+            raise CheckpointFormatError(
+                f"unsupported protobuf wire type {wire} in {what} at byte {pos}"
+            )
 
 
 def _text(buf: memoryview, span: tuple[int, int], what: str) -> str:
     try:
         return bytes(buf[span[0] : span[1]]).decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise CheckpointError(f"{what} is not valid UTF-8 (byte {span[0]})") from exc
+        raise CheckpointFormatError(
+            f"{what} is not valid UTF-8 (byte {span[0] + exc.start})"
+        ) from None
 
 
 def _tensor_proto(buf: memoryview, start: int, end: int, tag: str):
     dims: list[int] = []
     tensor_type = None
     content = None
-    for number, wire, value in _fields(buf, start, end, f"tensor {tag!r}"):
+    for number, wire, value, at in _fields(buf, start, end, f"tensor {tag!r}"):
         if number == 1 and wire == 0:
             dims.append(value - (1 << 64) if value >= 1 << 63 else value)
         elif number == 1 and wire == 2:  # packed dims (protobuf parsers accept both)
@@ -161,72 +179,106 @@ def _tensor_proto(buf: memoryview, start: int, end: int, tag: str):
         elif number == 3 and wire == 2:
             content = bytes(buf[value[0] : value[1]])
         else:
-            raise CheckpointError(f"unexpected field {number} (wire type {wire}) in tensor {tag!r}")
+            raise CheckpointFormatError(
+                f"unexpected field {number} (wire type {wire}) in tensor {tag!r} at byte {at}"
+            )
+        if len(dims) > MAX_DIMS:
+            raise CheckpointFormatError(
+                f"tensor {tag!r} has more than {MAX_DIMS} dimensions (at byte {start})"
+            )
     if tensor_type is None or content is None:
-        raise CheckpointError(f"tensor {tag!r} lacks its tensor_type or tensor_content")
+        raise CheckpointFormatError(
+            f"tensor {tag!r} lacks its tensor_type or tensor_content (at byte {start})"
+        )
     if any(d < 0 for d in dims):
-        raise CheckpointError(f"tensor {tag!r} has a negative dimension: {dims}")
+        raise CheckpointFormatError(
+            f"tensor {tag!r} has a negative dimension: {dims} (at byte {start})"
+        )
     return dims, tensor_type, content
 
 
 def _values(buf: memoryview, end: int):
-    """Yield ``(tag, dims, tensor_type, content)`` for every Value in file order."""
-    for number, wire, value in _fields(buf, 0, end, "checkpoint"):
+    """Yield ``(tag, offset, dims, tensor_type, content)`` for every Value in file order."""
+    for number, wire, value, at in _fields(buf, 0, end, "checkpoint"):
         if number != 1 or wire != 2:
-            raise CheckpointError(
-                f"not a MindSpore checkpoint: field {number} (wire type {wire}) at top level"
+            raise CheckpointFormatError(
+                f"not a MindSpore checkpoint: field {number} (wire type {wire}) at top level "
+                f"at byte {at}"
             )
         tag = None
         tensor = None
-        for vnum, vwire, vval in _fields(buf, value[0], value[1], "value"):
+        for vnum, vwire, vval, vat in _fields(buf, value[0], value[1], "value"):
             if vnum == 1 and vwire == 2:
                 tag = _text(buf, vval, "a tag")
             elif vnum == 2 and vwire == 2:
                 tensor = vval
             elif vnum == 3:
-                raise CheckpointError(
-                    f"value {tag!r} is a MapTensor, which polyoptim does not read"
+                raise CheckpointFormatError(
+                    f"value {tag!r} is a MapTensor, which polyoptim does not read (at byte {vat})"
                 )
             else:
-                raise CheckpointError(f"unexpected field {vnum} (wire type {vwire}) in a value")
+                raise CheckpointFormatError(
+                    f"unexpected field {vnum} (wire type {vwire}) in a value at byte {vat}"
+                )
         if tag is None or tensor is None:
-            raise CheckpointError(f"a value at byte {value[0]} lacks its tag or its tensor")
-        yield (tag, *_tensor_proto(buf, tensor[0], tensor[1], tag))
+            raise CheckpointFormatError(f"a value at byte {value[0]} lacks its tag or its tensor")
+        yield (tag, tensor[0], *_tensor_proto(buf, tensor[0], tensor[1], tag))
 
 
 def _split_footer(data: bytes, crc_check: bool) -> bytes:
     has_footer = len(data) >= _CRC_FOOTER and data[-_CRC_FOOTER:-10] == CRC_MARKER
     if not has_footer:
         if crc_check:
-            raise CheckpointError("crc_check=True but the file has no CRC footer")
+            raise CheckpointFormatError(
+                f"crc_check=True but the file has no CRC footer (its last {_CRC_FOOTER} bytes)"
+            )
         return data
     body = data[:-_CRC_FOOTER]
     if crc_check:
         stored = int.from_bytes(data[-10:], "big")
         actual = binascii.crc32(body)
         if stored != actual:
-            raise CheckpointError(
-                f"CRC mismatch: the footer says {stored:#010x}, the content gives {actual:#010x}"
+            raise CheckpointFormatError(
+                f"CRC mismatch: the footer (at byte {len(body)}) says {stored:#010x}, the "
+                f"content gives {actual:#010x}"
             )
     return body
 
 
-def _to_value(tag: str, dims: list[int], tensor_type: str, content: bytes) -> Value:
+def _to_value(tag: str, where: int, dims: list[int], tensor_type: str, content: bytes) -> Value:
+    at = f"(tensor at byte {where})"
     if tensor_type == "str":
+        if dims not in ([], [0]):  # MindSpore writes [0] and ignores it
+            raise CheckpointFormatError(f"string {tag!r} has dimensions {dims[:8]} {at}")
         if len(content) % 4:
-            raise CheckpointError(f"string {tag!r} is not UTF-32 (length {len(content)})")
-        return content.decode("utf-32-le").rstrip("\x00")
+            raise CheckpointFormatError(
+                f"string {tag!r} is not UTF-32 (length {len(content)}) {at}"
+            )
+        try:
+            return content.decode("utf-32-le").rstrip("\x00")
+        except UnicodeDecodeError as exc:
+            raise CheckpointFormatError(
+                f"string {tag!r} is not valid UTF-32 (its byte {exc.start}) {at}"
+            ) from None
     if tensor_type not in _TYPES:
-        raise CheckpointError(f"tensor {tag!r} has unsupported tensor_type {tensor_type!r}")
+        raise CheckpointFormatError(
+            f"tensor {tag!r} has unsupported tensor_type {tensor_type[:40]!r} {at}"
+        )
     np_dtype, torch_dtype = _TYPES[tensor_type]
     itemsize = np.dtype(np_dtype).itemsize
+    if dims == [0] and len(content) == itemsize:  # MindSpore reads dims [0] as a scalar
+        dims = []
+    if math.prod(d for d in dims if d) * itemsize > _MAX_BYTES:
+        raise CheckpointFormatError(f"tensor {tag!r} has dimensions {dims} too large {at}")
     expected = math.prod(dims) * itemsize
     if len(content) != expected:
-        raise CheckpointError(
+        raise CheckpointFormatError(
             f"tensor {tag!r} ({tensor_type}{dims}) needs {expected} bytes, the file holds "
-            f"{len(content)}"
+            f"{len(content)} {at}"
         )
     arr = np.frombuffer(content, dtype=np_dtype).reshape(dims)
+    if torch_dtype is torch.bool and content and max(content) > 1:
+        raise CheckpointFormatError(f"Bool tensor {tag!r} holds bytes other than 0 and 1 {at}")
     if sys.byteorder != "little":
         arr = arr.astype(arr.dtype.newbyteorder("="))
     out = torch.from_numpy(arr.copy())
@@ -247,17 +299,19 @@ def decode(data: bytes, *, crc_check: bool = False) -> dict[str, Value]:
     body = _split_footer(bytes(data), crc_check)
     buf = memoryview(body)
     parts: dict[str, list] = {}
-    for tag, dims, tensor_type, content in _values(buf, len(body)):
+    for tag, where, dims, tensor_type, content in _values(buf, len(body)):
         if tag in parts:  # a tensor split in 512 MiB slices: same tag, contents joined
             first = parts[tag]
-            if first[1] != tensor_type:
-                raise CheckpointError(f"slices of {tag!r} disagree on their type")
-            first[2].append(content)
+            if first[2] != tensor_type or first[1] != dims:
+                raise CheckpointFormatError(
+                    f"slices of {tag!r} disagree on their type or dimensions (at byte {where})"
+                )
+            first[3].append(content)
         else:
-            parts[tag] = [dims, tensor_type, [content]]
+            parts[tag] = [where, dims, tensor_type, [content]]
     return {
-        tag: _to_value(tag, dims, tensor_type, b"".join(chunks))
-        for tag, (dims, tensor_type, chunks) in parts.items()
+        tag: _to_value(tag, where, dims, tensor_type, b"".join(chunks))
+        for tag, (where, dims, tensor_type, chunks) in parts.items()
     }
 
 
@@ -268,7 +322,7 @@ def read_checkpoint(path: str | os.PathLike, *, crc_check: bool = False) -> dict
     try:
         return decode(data, crc_check=crc_check)
     except CheckpointError as exc:
-        raise CheckpointError(f"{os.fspath(path)}: {exc}") from None
+        raise CheckpointFormatError(f"{os.fspath(path)}: {exc}") from None
 
 
 # -- writing -----------------------------------------------------------------------------------

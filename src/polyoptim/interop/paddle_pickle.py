@@ -10,14 +10,20 @@ without running code from the file.
   ``builtins.tuple((name, ndarray))`` and a DenseTensor as ``builtins.eval('data', {'data':
   ndarray})`` -- this is how a state holding ``master_weights`` is written.
 
-:func:`loads` reads such a pickle with an allow-list: numpy's array and scalar reconstructors,
-``numpy.dtype``, ``_codecs.encode`` (byte strings under protocol 2), plain containers
-(``tuple``, ``list``, ``dict``, ``set``, ``frozenset``, ``collections.OrderedDict``) and an
-``eval`` stand-in that only returns ``env['data']`` for the DenseTensor form. Anything else --
-``os.system``, ``subprocess``, ``torch`` classes, object arrays, persistent ids -- raises
-:class:`UnsafeCheckpointError` before it is called. A truncated or malformed file raises
-:class:`CheckpointFormatError`. Both are ``ValueError``\\ s (as ``paddle.load`` raises for files
-it cannot parse); neither leaves partial results behind.
+:func:`loads` reads such a pickle with :mod:`~polyoptim.interop.safe_unpickle`, a pickle
+machine of its own with an allow-list: numpy's array and scalar reconstructors, ``numpy.dtype``,
+``_codecs.encode`` (byte strings under protocol 2), plain containers (``tuple``, ``list``,
+``dict``, ``set``, ``frozenset``, ``collections.OrderedDict``) and an ``eval`` stand-in that only
+returns ``env['data']`` for the DenseTensor form. Anything else -- ``os.system``,
+``subprocess``, ``torch`` classes, object arrays, persistent ids -- raises
+:class:`UnsafeCheckpointError`; nothing from the file is ever called. Reading costs time and
+memory linear in the file whatever it holds: arrays are built from exactly their own bytes, memo
+references cannot multiply memory, shared objects are walked once, cycles and nesting deeper than
+:data:`~polyoptim.interop.safe_unpickle.MAX_DEPTH` are refused. Any such refusal, or a truncated
+or malformed file, raises :class:`CheckpointFormatError` naming the file and the byte offset (or
+the path of keys) of the problem; :class:`UnsafeCheckpointError` is one of them. Both are
+``ValueError``\\ s (as ``paddle.load`` raises for files it cannot parse); neither leaves partial
+results behind.
 
 Example:
     >>> import io, numpy as np
@@ -28,16 +34,15 @@ Example:
 
 from __future__ import annotations
 
-import codecs
-import io
 import math
 import os
 import pickle
-import pickletools
-from collections import OrderedDict
 from typing import IO, Any
 
 import numpy as np
+
+from .errors import CheckpointError, CheckpointFormatError, UnsafeCheckpointError
+from .safe_unpickle import unpickle
 
 __all__ = [
     "BIG_PARAM_INFO",
@@ -58,117 +63,14 @@ BIG_PARAM_INFO = "UnpackBigParamInfor@@"  # Paddle's spelling
 MAX_ARRAY_BYTES = 2**30 - 1
 
 
-class CheckpointError(ValueError):
-    """A checkpoint file could not be read."""
-
-
-class CheckpointFormatError(CheckpointError):
-    """The file is not a readable Paddle checkpoint (truncated, malformed, unknown format)."""
-
-
-class UnsafeCheckpointError(CheckpointError, pickle.UnpicklingError):
-    """The file asks to import or call something outside the allow-list: it was refused."""
-
-
-_NUMPY_CORE = ("numpy.core.multiarray", "numpy._core.multiarray")
-_BUILTINS = ("builtins", "__builtin__")
-_CONTAINERS = {"tuple": tuple, "list": list, "dict": dict, "set": set, "frozenset": frozenset}
-
-
-def _checked_dtype(dtype: Any) -> np.dtype:
-    dtype = np.dtype(dtype)
-    if dtype.hasobject:
-        raise UnsafeCheckpointError("refusing a numpy array of Python objects")
-    return dtype
-
-
-def _reconstruct(subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
-    """numpy's ``_reconstruct`` for plain ``ndarray`` only (no subclasses)."""
-    if subtype is not np.ndarray:
-        raise UnsafeCheckpointError(f"refusing to rebuild an array of type {subtype!r}")
-    return np.ndarray.__new__(np.ndarray, shape, dtype)
-
-
-def _scalar(dtype: Any, data: Any = None) -> Any:
-    """numpy's ``scalar`` for non-object dtypes."""
-    dtype = _checked_dtype(dtype)
-    if not isinstance(data, bytes):
-        raise UnsafeCheckpointError("a numpy scalar must be built from bytes")
-    return np.frombuffer(data, dtype=dtype, count=1)[0]
-
-
-class _SafeDtype:
-    """Stands in for ``numpy.dtype`` during unpickling (object dtypes refused)."""
-
-    def __new__(cls, spec: Any, align: bool = False, copy: bool = False) -> Any:  # type: ignore[misc]
-        dtype = np.dtype(spec, align, copy)
-        return _checked_dtype(dtype)
-
-
-def _encode(text: Any, encoding: str = "utf-8") -> bytes:
-    """``_codecs.encode`` as protocol 2 uses it: a str to bytes, nothing else."""
-    if not isinstance(text, str) or encoding.lower() not in ("latin1", "latin-1", "utf-8", "utf8"):
-        raise UnsafeCheckpointError("refusing _codecs.encode outside str → bytes")
-    return codecs.encode(text, encoding)
-
-
-def _eval_data(expr: Any, env: Any = None, *_: Any) -> np.ndarray:
-    """Paddle's DenseTensor form ``eval('data', {'data': ndarray})``: return ``env['data']``."""
-    if expr != "data" or not isinstance(env, dict) or not isinstance(env.get("data"), np.ndarray):
-        raise UnsafeCheckpointError(f"refusing builtins.eval({expr!r}, ...)")
-    return env["data"]
-
-
-class _SafeUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        if module in _NUMPY_CORE and name == "_reconstruct":
-            return _reconstruct
-        if module in _NUMPY_CORE and name == "scalar":
-            return _scalar
-        if module == "numpy" and name == "ndarray":
-            return np.ndarray
-        if module == "numpy" and name == "dtype":
-            return _SafeDtype
-        if module == "_codecs" and name == "encode":
-            return _encode
-        if module in _BUILTINS and name in _CONTAINERS:
-            return _CONTAINERS[name]
-        if module in _BUILTINS and name == "eval":
-            return _eval_data
-        if module == "collections" and name == "OrderedDict":
-            return OrderedDict
-        raise UnsafeCheckpointError(
-            f"refusing to load: the file imports {module}.{name}, which a Paddle checkpoint "
-            "never needs (only numpy arrays and plain containers are allowed)"
-        )
-
-    def persistent_load(self, pid: Any) -> Any:
-        raise UnsafeCheckpointError("refusing to load: the file uses pickle persistent ids")
-
-
 def _protocol(data: bytes) -> int | None:
-    try:
-        op, arg, _ = next(pickletools.genops(io.BytesIO(data)))
-    except Exception:  # noqa: BLE001 -- not a pickle at all
-        return None
-    return arg if op.name == "PROTO" else 0
-
-
-def _check_arrays(obj: Any) -> None:
-    """Refuse object arrays that slipped in through ``__setstate__``."""
-    if isinstance(obj, np.ndarray):
-        if obj.dtype.hasobject:
-            raise UnsafeCheckpointError("refusing a numpy array of Python objects")
-    elif isinstance(obj, dict):
-        for v in obj.values():
-            _check_arrays(v)
-    elif isinstance(obj, (list, tuple, set, frozenset)):
-        for v in obj:
-            _check_arrays(v)
+    """The pickle protocol a file declares (its leading ``PROTO`` opcode), or None."""
+    return data[1] if len(data) > 1 and data[0] == pickle.PROTO[0] else None
 
 
 def loads(data: bytes, *, source: str = "<bytes>") -> Any:
-    """Unpickle a Paddle checkpoint's bytes with the allow-list (see the module docstring).
+    """Unpickle a Paddle checkpoint's bytes with the allow-list (see the module docstring and
+    :mod:`polyoptim.interop.safe_unpickle`).
 
     Args:
         data: the file's contents.
@@ -176,24 +78,18 @@ def loads(data: bytes, *, source: str = "<bytes>") -> Any:
 
     Raises:
         UnsafeCheckpointError: the pickle imports or calls something not allowed.
-        CheckpointFormatError: the data is not a complete pickle of protocol 2 to 5.
+        CheckpointFormatError: the data is not a complete pickle of protocol 2 to 5, or holds
+            what no checkpoint holds (arrays larger than their bytes, cycles, deep nesting, ...).
     """
     proto = _protocol(data)
     if proto is None or not 2 <= proto <= 5:
-        what = "not a pickle" if proto is None else f"pickle protocol {proto}"
+        what = (
+            "not a pickle of protocol 2 or later" if proto is None else f"pickle protocol {proto}"
+        )
         raise CheckpointFormatError(
             f"cannot parse {source}: {what} (Paddle checkpoints are pickles of protocol 2 to 4)"
         )
-    try:
-        obj = _SafeUnpickler(io.BytesIO(data), encoding="latin1").load()
-    except UnsafeCheckpointError:
-        raise
-    except RecursionError as e:
-        raise CheckpointFormatError(f"cannot parse {source}: nested too deeply") from e
-    except Exception as e:  # noqa: BLE001 -- truncated/malformed: one clear error
-        raise CheckpointFormatError(f"cannot parse {source}: {type(e).__name__}: {e}") from None
-    _check_arrays(obj)
-    return obj
+    return unpickle(data, source=source)
 
 
 def load(file: str | os.PathLike | IO[bytes]) -> Any:
@@ -207,24 +103,42 @@ def load(file: str | os.PathLike | IO[bytes]) -> Any:
     else:
         source = getattr(file, "name", "<file>")
         data = file.read()
-    return join_big_arrays(loads(data, source=str(source)))
+    return join_big_arrays(loads(data, source=str(source)), source=str(source))
 
 
-def join_big_arrays(obj: Any) -> Any:
+def join_big_arrays(obj: Any, *, source: str = "<bytes>") -> Any:
     """Paddle's ``_pack_loaded_dict``: join ``key@@.i`` pieces listed in
-    ``'UnpackBigParamInfor@@'`` back into ``key`` with its original shape."""
+    ``'UnpackBigParamInfor@@'`` back into ``key`` with its original shape.
+
+    Each piece must be a distinct 1-D array of one dtype, so the joined arrays hold no more
+    bytes than the pieces (a piece listed twice, or one array under several keys, is refused).
+    """
     if not isinstance(obj, dict) or BIG_PARAM_INFO not in obj:
         return obj
     info = obj[BIG_PARAM_INFO]
     if not isinstance(info, dict):
-        raise CheckpointFormatError(f"{BIG_PARAM_INFO} must be a dict")
+        raise CheckpointFormatError(f"{source}: [{BIG_PARAM_INFO!r}] must be a dict")
     out = dict(obj)
+    used: set[int] = set()
     for key, spec in info.items():
+        where = f"{source}: [{BIG_PARAM_INFO!r}][{str(key)[:40]!r}]"
+        if not isinstance(spec, dict) or not isinstance(spec.get("slices"), (list, tuple)):
+            raise CheckpointFormatError(f"{where} is not {{'OriginShape': ..., 'slices': [...]}}")
+        parts = []
+        for part in spec["slices"]:
+            value = out.pop(part, None) if isinstance(part, str) else None
+            if not isinstance(value, np.ndarray) or value.ndim != 1 or id(value) in used:
+                raise CheckpointFormatError(f"{where}: slice {str(part)[:40]!r} is not a 1-D array")
+            used.add(id(value))
+            parts.append(value)
+        shape = spec.get("OriginShape")
         try:
-            parts = [out.pop(part) for part in spec["slices"]]
-            out[key] = np.concatenate(parts).reshape(spec["OriginShape"])
-        except (KeyError, TypeError, ValueError) as e:
-            raise CheckpointFormatError(f"broken split array {key!r}: {e}") from None
+            if not parts or len({p.dtype for p in parts}) != 1:
+                raise ValueError("slices of different dtypes, or none")
+            joined = np.concatenate(parts).reshape(shape)
+        except (TypeError, ValueError) as e:
+            raise CheckpointFormatError(f"{where}: the slices do not make the array: {e}") from None
+        out[key] = joined
     del out[BIG_PARAM_INFO]
     return out
 

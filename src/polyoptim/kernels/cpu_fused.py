@@ -54,6 +54,7 @@ from .codegen import KernelSource, generate
 from .compiler import available, cache_dir, compile_log, load
 from .eager import run_single
 from .host_state import prepare_all
+from .local import plain_memory
 from .trace import Graph, TraceError, scalar_signature, trace
 
 __all__ = [
@@ -75,6 +76,7 @@ _CODE = {
 }
 _STORAGE = {"c64": "f32", "c128": "f64"}
 _T = torch.Tensor
+_CPU = torch.device("cpu")
 #: elements per work row: big enough to amortise the row, small enough to balance two threads
 CHUNK = 1 << 15
 
@@ -182,18 +184,24 @@ def _dense(t: torch.Tensor, like: torch.Tensor) -> bool:
     return True
 
 
-def _codes(p: torch.Tensor, arrays: Sequence[torch.Tensor]) -> tuple[str, ...] | None:
+def _codes(
+    p: torch.Tensor, arrays: Sequence[torch.Tensor], device: torch.device | None = None
+) -> tuple[str, ...] | None:
     """The storage codes of a parameter and its other arrays (gradient, buffers, master), or
-    None if the kernel cannot take them."""
+    None if the kernel cannot take them. All must be on ``device`` (default: the CPU)."""
     code = _CODE.get(p.dtype)
-    if code is None or not p.is_cpu or not _dense(p, p):
+    if code is None or p.device != (device or _CPU) or not _dense(p, p):
         return None
+    if not plain_memory([p, *arrays]):
+        return None
+    if any(t.numel() and not t.data_ptr() for t in (p, *arrays)):
+        return None  # a wrapper with no memory of its own (torch.func.functionalize's)
     codes = [code]
     for a in arrays:
         c = _CODE.get(a.dtype)
         if (
             c is None
-            or not a.is_cpu
+            or a.device != (device or _CPU)
             or a.layout != torch.strided
             or (c[0] == "c") != (code[0] == "c")
             or not _dense(a, p)
@@ -204,11 +212,16 @@ def _codes(p: torch.Tensor, arrays: Sequence[torch.Tensor]) -> tuple[str, ...] |
 
 
 def _column_code(
-    col: Sequence[torch.Tensor], j: int, first: str | None, sizes: list[int] | None
+    col: Sequence[torch.Tensor],
+    j: int,
+    first: str | None,
+    sizes: list[int] | None,
+    device: torch.device | None = None,
 ) -> str | None:
     """The fast check of one column of a bucket (the parameters, the gradients, one buffer,
-    ...): one dtype, all on the CPU, contiguous and of the parameters' ``sizes`` (column 0
-    gives them). Returns the column's code, or None (then check tensor by tensor)."""
+    ...): one dtype, all on ``device`` (default: the CPU), contiguous and of the parameters'
+    ``sizes`` (column 0 gives them). Returns the column's code, or None (then check tensor by
+    tensor)."""
     n = len(col)
     dts = [t.dtype for t in col]
     code = _CODE.get(dts[0])
@@ -216,7 +229,12 @@ def _column_code(
         return None
     if first is not None and (code[0] == "c") != (first[0] == "c"):
         return None
-    if not all([t.is_cpu for t in col]):
+    if device is None:
+        if not all([t.is_cpu for t in col]):
+            return None
+    elif [t.device for t in col].count(device) != n:
+        return None
+    if not plain_memory(col):
         return None
     if j == 1 and [t.layout for t in col].count(torch.strided) != n:
         return None  # sparse gradients
@@ -249,6 +267,7 @@ class _Layout:
         "rows",
         "tables",
         "aligned",
+        "backend",
     )
 
     def __init__(
@@ -266,6 +285,8 @@ class _Layout:
         #: the address table in a kernel's column order
         self.tables: dict[tuple[int, ...], np.ndarray] = {}
         self.aligned: dict[_Kernel, bool] = {}
+        #: what another fused backend keeps for this layout (the Triton kernel's device tables)
+        self.backend: dict[Any, Any] = {}
 
     def table_for(self, order: tuple[int, ...]) -> np.ndarray:
         t = self.tables.get(order)
@@ -282,12 +303,16 @@ class _Layout:
 
 
 def _uniform_layout(
-    columns: Sequence[Sequence[torch.Tensor]], cache: dict[str, Any] | None
+    columns: Sequence[Sequence[torch.Tensor]],
+    cache: dict[str, Any] | None,
+    device: torch.device | None = None,
 ) -> _Layout | None:
     """The fast check of a whole bucket, column by column (:func:`_column_code`), with the
     result kept in ``cache`` (a scratch dict the engine keeps per group) and reused for every
-    column that comes back unchanged (see :class:`_Layout`). None: check tensor by tensor."""
-    old: _Layout | None = cache.get("layout") if cache is not None else None
+    column that comes back unchanged (see :class:`_Layout`). None: check tensor by tensor.
+    ``device``: where the tensors must be (default: the CPU)."""
+    key = "layout" if device is None else f"layout-{device}"
+    old: _Layout | None = cache.get(key) if cache is not None else None
     n = len(columns[0])
     if old is not None and (len(old.ids) != len(columns) or len(old.numels) != n):
         old = None
@@ -312,18 +337,22 @@ def _uniform_layout(
                 codes.append(old.codes[j])
                 continue
         unchanged = False
-        code = _column_code(col, j, codes[0] if j else None, numels if j else None)
+        code = _column_code(col, j, codes[0] if j else None, numels if j else None, device)
         if code is None:
             return None
+        if ptr is None:
+            ptr = list(map(_T.data_ptr, col))
+        if 0 in ptr:  # no memory behind a tensor (torch.func.functionalize's wrappers, ...)
+            return None
         ids.append(cid)
-        ptrs.append(list(map(_T.data_ptr, col)) if ptr is None else ptr)
+        ptrs.append(ptr)
         codes.append(code)
     if unchanged:
         return old  # every column came back: the same table and rows
     sizes = [2 * s for s in numels] if codes[0][0] == "c" else numels
     lay = _Layout(ids, ptrs, numels, tuple(codes), sizes)
     if cache is not None:
-        cache["layout"] = lay
+        cache[key] = lay
     return lay
 
 
@@ -405,10 +434,7 @@ def fused_step(
             one per group); what the checks of one step found is reused in the next while the
             same tensors come back. Nothing in it is needed for correctness.
     """
-    if hp.get("master_weights"):
-        for i, p in enumerate(params):
-            if mw.wants_master(hp, p):
-                mw.ensure_master_state(rule, hp, p, states[i], fresh[i])
+    mw.ensure_masters(rule, hp, params, states, fresh)
     rows, srow = prepare_all(rule, hp, states, list(fresh), cache)
     _run(rule, hp, params, grads, states, rows, srow, grad_scale, cache)
 

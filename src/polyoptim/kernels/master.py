@@ -55,6 +55,20 @@ def ensure_master_state(
             state[b.name] = b.init(master, hp) if fresh else buf.to(torch.float32)
 
 
+def ensure_masters(
+    rule: Rule,
+    hp: Mapping[str, Any],
+    params: Sequence[torch.Tensor],
+    states: Sequence[MutableMapping[str, Any]],
+    fresh: Sequence[bool],
+) -> None:
+    """:func:`ensure_master_state` for every parameter of a group that keeps a master copy."""
+    if hp.get("master_weights"):
+        for p, st, f in zip(params, states, fresh):
+            if wants_master(hp, p):
+                ensure_master_state(rule, hp, p, st, f)
+
+
 def run_on_master(
     kernel: Any,
     rule: Rule,

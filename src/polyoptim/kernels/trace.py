@@ -35,11 +35,34 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Elem", "Graph", "Guard", "Mask", "Node", "Scalar", "TraceError", "TraceOps", "trace"]
+__all__ = [
+    "Elem",
+    "Graph",
+    "Guard",
+    "Mask",
+    "Node",
+    "Scalar",
+    "TraceError",
+    "TraceOps",
+    "UNKNOWN",
+    "trace",
+]
 
 
 class TraceError(Exception):
     """The update does something the fused kernel cannot compile."""
+
+
+class _Unknown:
+    """The value of a scalar known only on the device (a ``capturable`` step's bias
+    corrections): it may flow into the update, but no host decision may depend on it."""
+
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+
+#: pass as a scalar's value to :func:`trace` for a per-tensor value computed on the device
+UNKNOWN = _Unknown()
 
 
 @dataclass(eq=False)
@@ -297,14 +320,16 @@ class Scalar(_Value):
     floats. ``value`` is its value for the traced tensor; comparisons take that branch and
     record a guard."""
 
-    def __init__(self, node: Node, value: float) -> None:
+    def __init__(self, node: Node, value: float | None) -> None:
         self.node = node
-        self.value = value
+        self.value = value  # None: known only on the device
 
     def _guard(self, other: Any, op: str) -> bool:
         right = _lift(other)
         if right.kind != "scalar":
             raise TraceError("a host scalar compared with a per-element value")
+        if self.value is None or _value_of(right) is None:
+            raise TraceError("a host decision on a value known only on the device")
         result = bool(_COMPARE[op](self.value, _value_of(right)))
         _GUARDS.append(Guard(op, self.node, right, result))
         return result
@@ -328,6 +353,8 @@ class Scalar(_Value):
         return self._guard(o, "ne")
 
     def __bool__(self):
+        if self.value is None:
+            raise TraceError("a host decision on a value known only on the device")
         result = bool(self.value)
         _GUARDS.append(Guard("truth", self.node, None, result))
         return result
@@ -368,7 +395,9 @@ def _make(op: str, *args: Node) -> Any:
         raise TraceError(f"arithmetic ({op}) on a per-element condition")
     if any(a.kind == "elem" for a in args):
         return Elem(Node(op, args, "elem"))
-    node = Node(op, args, "scalar", _apply(op, *(_value_of(a) for a in args)))
+    values = [_value_of(a) for a in args]
+    value = None if any(v is None for v in values) else _apply(op, *values)
+    node = Node(op, args, "scalar", value)
     return Scalar(node, node.value)
 
 
@@ -454,6 +483,8 @@ def scalar_signature(scalars: Mapping[str, Any]) -> tuple | None:
             sig.append((name, "num"))
         elif v is None:
             sig.append((name, "none"))
+        elif v is UNKNOWN:
+            sig.append((name, "device"))
         elif isinstance(v, bool):
             sig.append((name, v))
         elif isinstance(v, numbers.Real):
@@ -464,7 +495,10 @@ def scalar_signature(scalars: Mapping[str, Any]) -> tuple | None:
 
 
 def trace(
-    update: Callable[..., tuple], active: Sequence[bool], scalars: Mapping[str, Any]
+    update: Callable[..., tuple],
+    active: Sequence[bool],
+    scalars: Mapping[str, Any],
+    ops: type[TraceOps] = TraceOps,
 ) -> Graph:
     """Run ``update`` on symbolic values and return what it computes.
 
@@ -472,7 +506,10 @@ def trace(
         update: a rule's ``update(ops, p, g, *buffers, **scalars)``.
         active: for each buffer of the rule, whether this configuration has it.
         scalars: one tensor's host scalars (numbers, bools or None); numbers become symbolic,
-            bools and None are passed as they are.
+            bools and None are passed as they are; :data:`UNKNOWN` marks a number computed on
+            the device (symbolic, and no guard may depend on it).
+        ops: the ``ops`` namespace the update runs against (a subclass may record some
+            functions as nodes of their own: :class:`polyoptim.kernels.lean.TorchTraceOps`).
 
     Returns:
         The graph: new values of ``p`` (slot ``p``) and the buffers (``b0``, ``b1``, ...),
@@ -485,6 +522,8 @@ def trace(
     for name, v in scalars.items():
         if v is None or isinstance(v, bool):
             sym[name] = v
+        elif v is UNKNOWN:
+            sym[name] = Scalar(Node("scalar", (name,), "scalar", None), None)  # type: ignore[arg-type]
         elif isinstance(v, numbers.Real):
             sym[name] = Scalar(Node("scalar", (name,), "scalar", float(v)), float(v))
         else:
@@ -496,7 +535,7 @@ def trace(
         bufs.append(Elem(leaves[f"b{i}"]) if on else None)
     _GUARDS.clear()
     try:
-        out = update(TraceOps, Elem(leaves["p"]), Elem(leaves["g"]), *bufs, **sym)
+        out = update(ops, Elem(leaves["p"]), Elem(leaves["g"]), *bufs, **sym)
     except TraceError:
         raise
     except Exception as e:  # anything the symbolic values do not support

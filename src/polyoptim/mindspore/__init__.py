@@ -16,9 +16,12 @@ Example:
     1
 """
 
+from types import SimpleNamespace
+
 from .adafactor import AdaFactor
 from .adagrad import FTRL, Adadelta, Adagrad, ProximalAdagrad
 from .adam import Adam, AdaMax, AdamOffload, AdamWeightDecay, LazyAdam
+from .adopt import adopt
 from .asgd import ASGD
 from .checkpoint import CheckpointError, load_checkpoint, load_param_into_net, save_checkpoint
 from .dynamic_lr import (
@@ -41,12 +44,47 @@ from .learning_rate_schedule import (
     PolynomialDecayLR,
     WarmUpLR,
 )
+from .loss_scale import (
+    DynamicLossScaleManager,
+    DynamicLossScaleUpdateCell,
+    FixedLossScaleManager,
+    FixedLossScaleUpdateCell,
+    LossScaleManager,
+)
 from .momentum import SGD, Momentum
 from .optimizer import Optimizer, ParameterTuple
 from .rmsprop import RMSProp
 from .rprop import Rprop
+from .train_cell import (
+    ClipByNorm,
+    TrainOneStepCell,
+    TrainOneStepWithLossScaleCell,
+    WithLossCell,
+    clip_by_global_norm,
+)
+
+#: ``mindspore.amp``'s loss-scale managers
+amp = SimpleNamespace(
+    LossScaleManager=LossScaleManager,
+    FixedLossScaleManager=FixedLossScaleManager,
+    DynamicLossScaleManager=DynamicLossScaleManager,
+)
+#: the ``mindspore.ops`` functions training code calls on gradients
+ops = SimpleNamespace(clip_by_global_norm=clip_by_global_norm)
 
 __all__ = [
+    "ClipByNorm",
+    "DynamicLossScaleManager",
+    "DynamicLossScaleUpdateCell",
+    "FixedLossScaleManager",
+    "FixedLossScaleUpdateCell",
+    "LossScaleManager",
+    "TrainOneStepCell",
+    "TrainOneStepWithLossScaleCell",
+    "WithLossCell",
+    "amp",
+    "clip_by_global_norm",
+    "ops",
     "ASGD",
     "AdaFactor",
     "AdaMax",
@@ -74,6 +112,7 @@ __all__ = [
     "Rprop",
     "SGD",
     "WarmUpLR",
+    "adopt",
     "cosine_decay_lr",
     "exponential_decay_lr",
     "inverse_decay_lr",

@@ -72,7 +72,8 @@ def check_value_type(name: str, value: Any, valid: Iterable[type] | type, prim: 
 def check_bool(value: Any, name: str = "", prim: str | None = None) -> bool:
     if not isinstance(value, bool):
         p = f"For '{prim}', the" if prim else "The"
-        raise TypeError(f"{p} '{name}' must be a bool, but got {type(value).__name__}.")
+        arg = f"'{name}'" if name else "input value"
+        raise TypeError(f"{p} {arg} must be a bool, but got {type(value).__name__}.")
     return value
 
 
@@ -83,9 +84,10 @@ def check_float_range(
     p = f"For '{prim}', the" if prim else "The"
     if not isinstance(value, float) or isinstance(value, bool):
         raise TypeError(f"{p} '{name}' must be 'float',  but got '{type(value).__name__}'.")
-    lo_ok = value >= lower if include in ("left", "both") else value > lower
-    hi_ok = value <= upper if include in ("right", "both") else value < upper
-    if not (lo_ok and hi_ok):
+    # written as MindSpore writes it: out of range is "below or above", so NaN passes
+    lo_bad = value < lower if include in ("left", "both") else value <= lower
+    hi_bad = value > upper if include in ("right", "both") else value >= upper
+    if lo_bad or hi_bad:
         left = "[" if include in ("left", "both") else "("
         right = "]" if include in ("right", "both") else ")"
         raise ValueError(

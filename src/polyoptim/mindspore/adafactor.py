@@ -8,7 +8,7 @@ import torch
 
 from ..rules.fairseq_adafactor import adafactor_step, relative_step_size, second_moment_weight
 from . import _validator as V
-from .optimizer import Optimizer, f32
+from .optimizer import Optimizer, f32, unsupported_type
 
 __all__ = ["AdaFactor"]
 
@@ -60,6 +60,8 @@ class AdaFactor(Optimizer):
     )
     _ckpt_globals = (("afactor_step", "step", (1,)),)
 
+    _dtype_refusal = unsupported_type("FusedAdaFactor")
+
     def __init__(
         self,
         params: Any,
@@ -97,7 +99,7 @@ class AdaFactor(Optimizer):
         V.check_value_type("clip_threshold", clip_threshold, [float], name)
         V.check_non_negative_float(clip_threshold, "clip_threshold", name)
         V.check_value_type("decay_rate", decay_rate, [float], name)
-        V.check_float_range(decay_rate, 0.0, 1.0, "neither", "decay_rate", name)
+        V.check_float_range(decay_rate, 0, 1, "neither", "decay_rate", name)
         V.check_float_range(weight_decay, 0.0, 1.0, "left", "weight_decay", name)
         V.check_value_type("scale_parameter", scale_parameter, [bool], name)
         V.check_value_type("relative_step", relative_step, [bool], name)

@@ -8,7 +8,7 @@ from typing import Any
 from ..rules.adadelta import adadelta
 from ..rules.tf_adagrad import adagrad_no_eps, ftrl, proximal_adagrad
 from . import _validator as V
-from .optimizer import Optimizer, f32
+from .optimizer import NUMBER_TYPES, Optimizer, f32, primitive_type_error
 
 __all__ = ["FTRL", "Adadelta", "Adagrad", "ProximalAdagrad"]
 
@@ -42,6 +42,8 @@ class Adagrad(Optimizer):
 
     rule = adagrad_no_eps
     _ckpt_slots = (("accum.{}", "sum"),)
+
+    _dtype_refusal = primitive_type_error("ApplyAdagrad", "accum", NUMBER_TYPES[:5], ref=True)
 
     def __init__(
         self,
@@ -88,6 +90,10 @@ class Adadelta(Optimizer):
 
     rule = adadelta
     _ckpt_slots = (("accum.{}", "square_avg"), ("accum_update.{}", "acc_delta"))
+
+    _dtype_refusal = primitive_type_error(
+        "ApplyAdadelta", "accum_type", ("Float16", "Float32", "Float64"), ref=True
+    )
 
     def __init__(
         self,
@@ -146,6 +152,10 @@ class ProximalAdagrad(Optimizer):
 
     rule = proximal_adagrad
     _ckpt_slots = (("accum.{}", "sum"),)
+
+    _dtype_refusal = primitive_type_error(
+        "ApplyProximalAdagrad", "accum", ("Float16", "Float32"), ref=True
+    )
 
     def __init__(
         self,
@@ -216,6 +226,12 @@ class FTRL(Optimizer):
     _lazy = True
     _ckpt_slots = (("moments.{}", "accum"), ("linear.{}", "linear"))
 
+    _dtype_refusal = (
+        "Data type conversion is not supported for a 'Parameter', nor for the input tensor of "
+        "an in-place operator, the argument[var]'s data type of primitive[ApplyFtrl] is {ms}, "
+        "which cannot be converted to data type Float32 automatically."
+    )
+
     def __init__(
         self,
         params: Any,
@@ -237,18 +253,27 @@ class FTRL(Optimizer):
             )
         name = self.cls_name
         V.check_value_type("initial_accum", initial_accum, [float], name)
-        if initial_accum < 0:
+        if not initial_accum >= 0:  # NaN too, as MindSpore's check writes it
             raise ValueError(
                 f"For '{name}', the argument 'initial_accum' must >= 0.0, but got {initial_accum}."
             )
         V.check_value_type("learning_rate", learning_rate, [float], name)
         V.check_positive_float(learning_rate, "learning_rate", name)
         V.check_value_type("lr_power", lr_power, [float], name)
-        if lr_power > 0:
+        if not lr_power <= 0:
             raise ValueError(
                 f"For '{name}', the argument 'lr_power' must <= 0.0, but got {lr_power}."
             )
-        _check_l1_l2(l1, l2, use_locking, name)
+        V.check_value_type("l1", l1, [float], name)
+        V.check_value_type("l2", l2, [float], name)
+        for arg, value in (("l1", l1), ("l2", l2)):
+            if not value >= 0:  # FTRL's own check, not the validator ProximalAdagrad uses
+                raise ValueError(
+                    f"For '{name}', the argument '{arg}' must >= 0.0, but got {value}."
+                )
+            # then MindSpore's SparseApplyFtrl primitive, built here, refuses inf
+            V.check_non_negative_float(value, arg, "SparseApplyFtrl")
+        V.check_value_type("use_locking", use_locking, [bool], name)
         if not self.is_group:
             self.decay_flags = tuple(True for _ in self.parameters)
         self.use_locking = use_locking

@@ -9,7 +9,7 @@ import torch
 
 from ..rules.tf_adam import adam_hat, adamax_hat, adamw_no_bias_correction
 from . import _validator as V
-from .optimizer import Optimizer, f32
+from .optimizer import NUMBER_TYPES, Optimizer, f32, primitive_type_error, unsupported_type
 
 __all__ = ["AdaMax", "Adam", "AdamOffload", "AdamWeightDecay", "LazyAdam"]
 
@@ -78,6 +78,10 @@ class Adam(Optimizer):
     _sparse_ok = True
     _ckpt_slots = _ADAM_SLOTS
     _ckpt_globals = (("beta1_power", "beta1_power", ()), ("beta2_power", "beta2_power", ()))
+
+    _dtype_refusal = primitive_type_error(
+        "Adam", "grad", ("Float16", "Float32"), bare=("Float16", "Float32")
+    )
 
     def __init__(
         self,
@@ -174,17 +178,50 @@ class Adam(Optimizer):
 
 
 class AdamOffload(Adam):
-    r"""Adam with its state on the CPU (MindSpore's deprecated ``nn.AdamOffload``): the same
-    numbers as :class:`Adam` (``use_offload=True``): no gradient centralization; the update is
-    computed on the host and added to the parameter.
+    r"""Adam with its state on the CPU (MindSpore's deprecated ``nn.AdamOffload``).
 
-    Args: as :class:`Adam`, without ``use_amsgrad``.
+    The same numbers as ``Adam(..., use_offload=True)``: the update is computed on the host,
+    where the moments live, and added to the parameter; there is no gradient centralization.
+
+    .. math::
+        m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t \qquad
+        v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2 \qquad
+        p_t = p_{t-1} - \gamma\,\frac{\sqrt{1-\beta_2^t}}{1-\beta_1^t}
+              \frac{m_t}{\sqrt{v_t} + \epsilon}
+
+    (TensorFlow's unscaled :math:`\epsilon`; with ``use_nesterov`` the numerator is
+    :math:`\beta_1 m_t + (1-\beta_1) g_t`), :math:`g` being the gradient after weight decay and
+    loss-scale unscaling. The powers :math:`\beta^t` are float32 state of shape ``[1]``.
+
+    Args:
+        params: tensors, ``(name, tensor)`` pairs or group dicts.
+        learning_rate: a float, a list or 1-D Tensor of per-step values, or a
+            ``LearningRateSchedule`` (default 1e-3).
+        beta1, beta2: :math:`\beta_1, \beta_2` in (0, 1) (defaults 0.9, 0.999).
+        eps: :math:`\epsilon > 0` (default 1e-8).
+        use_locking: accepted; no numeric effect.
+        use_nesterov: the Nesterov numerator.
+        weight_decay: :math:`\lambda`, a float or a schedule, added to the gradient as
+            :math:`\lambda p` (not for names containing ``beta``/``gamma`` without groups).
+        loss_scale: a static loss scale the gradients are divided by (default 1.0).
 
     State: ``beta1_power``/``beta2_power`` (shape ``[1]``), ``moment1.<name>``,
     ``moment2.<name>``.
+
+    Example:
+        >>> import torch
+        >>> from polyoptim import mindspore as nn
+        >>> model = torch.nn.Linear(3, 2)
+        >>> opt = nn.AdamOffload(model.named_parameters(), learning_rate=1e-2)
+        >>> model(torch.randn(4, 3)).sum().backward(); _ = opt.step()
+        >>> state = opt.parameters_dict()
+        >>> state["moment1.weight"].device.type, tuple(state["beta1_power"].shape)
+        ('cpu', (1,))
     """
 
     _ckpt_globals = (("beta1_power", "beta1_power", (1,)), ("beta2_power", "beta2_power", (1,)))
+
+    _dtype_refusal = primitive_type_error("AdamNoUpdateParam", "grad", ("Float32",))
 
     def __init__(
         self,
@@ -214,12 +251,45 @@ class AdamOffload(Adam):
 
 class LazyAdam(Adam):
     r"""Adam whose sparse updates touch only the gradient's rows (MindSpore's deprecated
-    ``nn.LazyAdam``; ``Adam(use_lazy=True)``). Dense gradients give :class:`Adam`'s numbers.
+    ``nn.LazyAdam``; the same as ``Adam(..., use_lazy=True)``).
 
-    Args: as :class:`Adam`, without ``use_amsgrad``.
+    For a row-sparse gradient (``torch.nn.Embedding(sparse=True)``) only the rows present are
+    updated, with their moments; dense gradients give :class:`Adam`'s numbers.
+
+    .. math::
+        m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t \qquad
+        v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2 \qquad
+        p_t = p_{t-1} - \gamma\,\frac{\sqrt{1-\beta_2^t}}{1-\beta_1^t}
+              \frac{m_t}{\sqrt{v_t} + \epsilon}
+
+    (TensorFlow's unscaled :math:`\epsilon`; with ``use_nesterov`` the numerator is
+    :math:`\beta_1 m_t + (1-\beta_1) g_t`), :math:`g` being the gradient after weight decay and
+    loss-scale unscaling. The powers :math:`\beta^t` are float32 state of shape ``[1]``.
+
+    Args:
+        params: tensors, ``(name, tensor)`` pairs or group dicts.
+        learning_rate: a float, a list or 1-D Tensor of per-step values, or a
+            ``LearningRateSchedule`` (default 1e-3).
+        beta1, beta2: :math:`\beta_1, \beta_2` in (0, 1) (defaults 0.9, 0.999).
+        eps: :math:`\epsilon > 0` (default 1e-8).
+        use_locking: accepted; no numeric effect.
+        use_nesterov: the Nesterov numerator.
+        weight_decay: :math:`\lambda`, a float or a schedule, added to the gradient as
+            :math:`\lambda p` (not for names containing ``beta``/``gamma`` without groups).
+        loss_scale: a static loss scale the gradients are divided by (default 1.0).
 
     State: ``beta1_power``/``beta2_power`` (shape ``[1]``), ``moment1.<name>``,
     ``moment2.<name>``.
+
+    Example:
+        >>> import torch
+        >>> from polyoptim import mindspore as nn
+        >>> emb = torch.nn.Embedding(4, 2, sparse=True)
+        >>> before = emb.weight.detach().clone()
+        >>> opt = nn.LazyAdam(emb.named_parameters(), learning_rate=0.1)
+        >>> emb(torch.tensor([1])).sum().backward(); _ = opt.step()
+        >>> (emb.weight.detach() != before).any(dim=1).tolist()   # only row 1 moved
+        [False, True, False, False]
     """
 
     _ckpt_globals = (("beta1_power", "beta1_power", (1,)), ("beta2_power", "beta2_power", (1,)))
@@ -248,6 +318,8 @@ class LazyAdam(Adam):
             loss_scale,
             use_lazy=True,
         )
+        # MindSpore's LazyAdam checks this after the base class, under a misspelt name
+        V.check_value_type("weight_dacay", weight_decay, [float], self.cls_name)
 
 
 class AdamWeightDecay(Optimizer):
@@ -283,6 +355,9 @@ class AdamWeightDecay(Optimizer):
     _pipeline = ()
     _rule_decay = True
     _ckpt_slots = (("adam_m.{}", "exp_avg"), ("adam_v.{}", "exp_avg_sq"))
+
+    _dtype_refusal = unsupported_type("AdamWeightDecay")
+    _bool_refusal = primitive_type_error("AdamWeightDecay", "grad", ("BFloat16", *NUMBER_TYPES[1:]))
 
     def __init__(
         self,
@@ -329,6 +404,10 @@ class AdaMax(Optimizer):
     rule = adamax_hat
     _ckpt_slots = (("moment1.{}", "exp_avg"), ("moment2.{}", "exp_inf"))
     _ckpt_globals = (("beta1_power", "beta1_power", (1,)),)
+
+    _dtype_refusal = primitive_type_error(
+        "ApplyAdaMax", "grad_type", ("Float16", "Float32", "Float64")
+    )
 
     def __init__(
         self,

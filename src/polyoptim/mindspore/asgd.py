@@ -8,7 +8,7 @@ import torch
 
 from ..rules.asgd import asgd
 from . import _validator as V
-from .optimizer import Optimizer, f32
+from .optimizer import Optimizer, f32, unsupported_type
 
 __all__ = ["ASGD"]
 
@@ -44,6 +44,8 @@ class ASGD(Optimizer):
 
     rule = asgd
     _ckpt_slots = (("mu_{}", "mu"), ("eta_{}", "eta"), ("ax_.{}", "ax"))
+
+    _bool_refusal = unsupported_type("AssignAdd")
 
     def __init__(
         self,

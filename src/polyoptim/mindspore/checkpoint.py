@@ -36,7 +36,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..interop.mindspore_ckpt import CheckpointError, read_checkpoint, write_checkpoint
+from ..interop.mindspore_ckpt import (
+    _TORCH_TO_MS,
+    CheckpointError,
+    read_checkpoint,
+    write_checkpoint,
+)
+from .adopt import MindSporeCellMixin, mindspore_entries
 from .optimizer import Optimizer, ParameterTuple, f32
 
 __all__ = [
@@ -120,11 +126,23 @@ def optimizer_entries(opt: Optimizer) -> dict[str, Any]:
 
 
 # -- save ----------------------------------------------------------------------------------------
+def _module_entries(net: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A module's tensors by checkpoint name: MindSpore's names for an adopted module
+    (:func:`polyoptim.mindspore.adopt`), else its ``state_dict`` keys."""
+    from .train_cell import TrainOneStepCell
+
+    if isinstance(net, TrainOneStepCell):
+        return {name: t.detach() for name, t in net.parameters_dict().items()}
+    if isinstance(net, MindSporeCellMixin):
+        return {name: t.detach() for name, _, t in mindspore_entries(net)}
+    return net.state_dict()
+
+
 def _entries_of(save_obj: Any) -> list[tuple[str, Any]]:
     if isinstance(save_obj, Optimizer):
         return list(save_obj.parameters_dict().items())
     if isinstance(save_obj, torch.nn.Module):
-        return list(save_obj.state_dict().items())
+        return list(_module_entries(save_obj).items())
     if isinstance(save_obj, dict):
         return list(save_obj.items())
     if isinstance(save_obj, list):
@@ -160,7 +178,8 @@ def save_checkpoint(
 
     Args:
         save_obj: a MindSpore-dialect optimizer (parameters and state under MindSpore's names),
-            a ``torch.nn.Module`` (its ``state_dict``), a dict ``{name: tensor}`` or a list of
+            a ``torch.nn.Module`` (MindSpore's names once adopted, else its ``state_dict``
+            keys), a dict ``{name: tensor}`` or a list of
             ``{"name": ..., "data": ...}`` dicts.
         ckpt_file_name: the path; ``.ckpt`` is appended when missing, as MindSpore does.
         integrated_save, async_save: accepted (single process, synchronous here).
@@ -169,6 +188,17 @@ def save_checkpoint(
         choice_func: ``choice_func(name)`` keeps an entry when true.
         crc_check: append MindSpore's CRC32 footer.
         format: ``"ckpt"`` only.
+
+    Example:
+        >>> import os, tempfile, torch
+        >>> from polyoptim import mindspore as nn
+        >>> model = torch.nn.Linear(3, 2)
+        >>> opt = nn.Momentum(model.named_parameters(), learning_rate=0.1, momentum=0.9)
+        >>> model(torch.ones(1, 3)).sum().backward(); _ = opt.step()
+        >>> path = os.path.join(tempfile.mkdtemp(), "opt.ckpt")
+        >>> nn.save_checkpoint(opt, path)
+        >>> print(*sorted(nn.load_checkpoint(path)))     # MindSpore's names
+        bias global_step learning_rate moments.bias moments.weight momentum weight
     """
     if enc_key is not None:
         raise NotImplementedError("encrypted MindSpore checkpoints (enc_key) are not supported")
@@ -244,6 +274,14 @@ def load_checkpoint(
     Raises:
         ValueError: a missing, malformed, truncated or CRC-failing file
             (:class:`~polyoptim.interop.mindspore_ckpt.CheckpointError`); ``net`` is unchanged.
+
+    Example:
+        >>> import os, tempfile, torch
+        >>> from polyoptim import mindspore as nn
+        >>> path = os.path.join(tempfile.mkdtemp(), "net.ckpt")
+        >>> nn.save_checkpoint({"w": torch.ones(2, dtype=torch.float16)}, path)
+        >>> nn.load_checkpoint(path)
+        {'w': tensor([1., 1.], dtype=torch.float16)}
     """
     if dec_key is not None:
         raise NotImplementedError("encrypted MindSpore checkpoints (dec_key) are not supported")
@@ -259,7 +297,7 @@ def load_checkpoint(
     try:
         loaded = read_checkpoint(path, crc_check=crc_check)
     except CheckpointError as exc:
-        raise CheckpointError(
+        raise type(exc)(
             f"Failed to read the checkpoint file {os.path.basename(path)}: {exc}"
         ) from None
     out = {}
@@ -276,6 +314,10 @@ def load_checkpoint(
     return out
 
 
+_MS_FLOATS = {torch.float16, torch.float32, torch.float64, torch.bfloat16}
+_MS_INTS = {torch.int8, torch.int16, torch.int32, torch.int64}
+
+
 def _check_shape(name: str, target: torch.Tensor, value: Any, strict: bool) -> torch.Tensor:
     if not isinstance(value, torch.Tensor):
         raise TypeError(
@@ -288,12 +330,21 @@ def _check_shape(name: str, target: torch.Tensor, value: Any, strict: bool) -> t
             f"For 'load_param_into_net', {name} in the argument 'net' should have the same shape "
             f"as {name} in the argument 'parameter_dict'. But got its shape "
             f"{tuple(target.shape)} in the argument 'net' and shape {tuple(value.shape)} in the "
-            "argument 'parameter_dict'."
+            "argument 'parameter_dict'.May you need to check whether the checkpoint you loaded "
+            "is correct or the batch size and so on in the 'net' and 'parameter_dict' are same."
         )
-    if strict and value.dtype != target.dtype:
+    # MindSpore converts between its float types, or between its signed int types, unless
+    # strict_load (``_type_convert``); anything else is refused
+    kinds = {value.dtype, target.dtype}
+    convertible = kinds <= _MS_FLOATS or kinds <= _MS_INTS
+    if value.dtype != target.dtype and (strict or not convertible):
+        names = _TORCH_TO_MS
         raise RuntimeError(
-            f"For 'load_param_into_net', {name} has dtype {value.dtype} in the checkpoint and "
-            f"{target.dtype} here (strict_load=True)."
+            f"For 'load_param_into_net', {name} in the argument 'net' should have the same type "
+            f"as {name} in the argument 'parameter_dict'. but got its type "
+            f"{names.get(target.dtype, target.dtype)} in the argument 'net' and type "
+            f"{names.get(value.dtype, value.dtype)} in the argument 'parameter_dict'.May you need "
+            "to check whether the checkpoint you loaded is correct."
         )
     return value.reshape(target.shape)
 
@@ -320,6 +371,21 @@ def load_param_into_net(
     Returns:
         ``(param_not_load, ckpt_not_load)``: the names ``net`` has that the dict lacks, and the
         dict's names ``net`` does not use.
+
+    Example:
+        >>> import os, tempfile, torch
+        >>> from polyoptim import mindspore as nn
+        >>> model = torch.nn.Linear(3, 2)
+        >>> opt = nn.Momentum(model.named_parameters(), learning_rate=0.1, momentum=0.9)
+        >>> model(torch.ones(1, 3)).sum().backward(); _ = opt.step()
+        >>> path = os.path.join(tempfile.mkdtemp(), "opt.ckpt")
+        >>> nn.save_checkpoint(opt, path)
+        >>> resumed = torch.nn.Linear(3, 2)
+        >>> opt2 = nn.Momentum(resumed.named_parameters(), learning_rate=0.1, momentum=0.9)
+        >>> nn.load_param_into_net(opt2, nn.load_checkpoint(path))
+        ([], [])
+        >>> torch.equal(resumed.weight, model.weight), int(opt2.global_step)
+        (True, 1)
     """
     if not isinstance(parameter_dict, dict):
         raise TypeError(
@@ -328,8 +394,12 @@ def load_param_into_net(
         )
     if isinstance(net, Optimizer):
         return _load_optimizer(net, parameter_dict, strict_load)
+    from .train_cell import TrainOneStepCell
+
+    if isinstance(net, TrainOneStepCell):
+        return _load_train_cell(net, parameter_dict, strict_load)
     if isinstance(net, torch.nn.Module):
-        own = net.state_dict()
+        own = _module_entries(net)
         plan = {
             n: _check_shape(n, t, parameter_dict[n], strict_load)
             for n, t in own.items()
@@ -345,6 +415,21 @@ def load_param_into_net(
         "For 'load_param_into_net', the argument 'net' should be an optimizer or a "
         f"torch.nn.Module, but got {type(net)}."
     )
+
+
+def _load_train_cell(net: Any, pd: dict[str, Any], strict: bool) -> tuple[list[str], list[str]]:
+    """A training cell: the network's tensors and the loss scale by name, then the optimizer
+    (parameters, state, global step, learning rates); every shape is checked first."""
+    opt_names = set(optimizer_entries(net.optimizer))
+    own = {n: t for n, t in net.parameters_dict().items() if n not in opt_names}
+    plan = {n: _check_shape(n, t, pd[n], strict) for n, t in own.items() if n in pd}
+    missing, unused = _load_optimizer(net.optimizer, pd, strict)
+    with torch.no_grad():
+        for n, v in plan.items():
+            own[n].detach().copy_(v)
+    missing = [n for n in own if n not in pd] + missing
+    unused = [n for n in unused if n not in own]
+    return missing, unused
 
 
 def _load_optimizer(
@@ -363,7 +448,11 @@ def _load_optimizer(
 
     step = int(plan["global_step"].reshape(-1)[0]) if "global_step" in plan else opt.global_step
     names = dict(zip(opt.parameters, opt.parameters.names))
-    with torch.no_grad():
+    # Settings first, under a snapshot: whatever raises (a value the optimizer refuses) puts
+    # them back and changes nothing else; the tensor copies, which cannot fail once the shapes
+    # are checked, come last.
+    saved = (opt.global_step, dict(opt.defaults), [dict(g) for g in opt.param_groups])
+    try:
         opt.global_step = step
         for group in opt.param_groups:
             name = group.get("lr_name", "learning_rate")
@@ -374,31 +463,47 @@ def _load_optimizer(
                     if isinstance(group["lr"], int | float)
                     else value.to(torch.float32).clone()
                 )
-        for p in opt.parameters:
-            if names[p] in plan:
-                p.copy_(plan[names[p]])
         for ms_name, key in opt._ckpt_hypers:
             if ms_name in plan:
                 opt._configure(**{key: f32(plan[ms_name].item())})
+        states = (
+            [(p, _new_state(opt, p, names[p], plan, step)) for p in opt.parameters]
+            if step > 0
+            else []
+        )
+    except BaseException:
+        opt.global_step = saved[0]
+        opt.defaults.clear()
+        opt.defaults.update(saved[1])
+        for group, before in zip(opt.param_groups, saved[2]):
+            group.clear()
+            group.update(before)
+        raise
+    with torch.no_grad():
+        for p in opt.parameters:
+            if names[p] in plan:
+                p.copy_(plan[names[p]])
         for tup in _user_tuples(opt):
             for n, t in zip(tup.names, tup):
                 if n in plan:
                     t.copy_(plan[n])
-        if step > 0:
-            for p in opt.parameters:
-                _restore_state(opt, p, names[p], plan, step)
+    for p, state in states:
+        if state is None:
+            opt.state.pop(p, None)
+        else:
+            opt.state[p] = state
     return missing, unused
 
 
-def _restore_state(
+def _new_state(
     opt: Optimizer, p: torch.Tensor, name: str, plan: dict[str, torch.Tensor], step: int
-) -> None:
+) -> dict[str, Any] | None:
+    """The state ``p`` gets from the checkpoint (None: no state), built without writing."""
     slots = {key: template.format(name) for template, key in opt._ckpt_slots}
     if "__stat__" in slots:  # SGD: stat 1 means the buffer was never filled
         stat = plan.get(slots["__stat__"])
         if stat is None or bool((stat != 0).all()):
-            opt.state.pop(p, None)
-            return
+            return None
     state = dict(opt.state.get(p) or opt._initial_state(p))
     for key, entry in slots.items():
         if entry in plan and key in state:
@@ -412,4 +517,4 @@ def _restore_state(
             )
     if "step" in state and all(g[1] != "step" for g in opt._ckpt_globals):
         state["step"] = torch.tensor(float(step), dtype=torch.float32)
-    opt.state[p] = state
+    return state

@@ -82,7 +82,27 @@ def exponential_decay_lr(
     decay_epoch: int,
     is_stair: bool = False,
 ) -> list[float]:
-    r""":math:`\gamma_i = \gamma r^{e/d}` (:math:`r^{\lfloor e/d\rfloor}` when ``is_stair``)."""
+    r""":math:`\gamma_i = \gamma\, r^{e/d}` (:math:`r^{\lfloor e/d\rfloor}` when ``is_stair``).
+
+    Returns a list with the learning rate of each step (``mindspore.nn.exponential_decay_lr``).
+
+    Args:
+        learning_rate: :math:`\gamma`, a float > 0.
+        decay_rate: :math:`r`, a float > 0.
+        total_step: the length of the list (a positive int).
+        step_per_epoch: steps per epoch :math:`n` (a positive int); step :math:`i` is in
+            epoch :math:`e = \lfloor i/n \rfloor`.
+        decay_epoch: :math:`d`, epochs per decay period (a positive int).
+        is_stair: decay once every ``decay_epoch`` epochs instead of continuously.
+
+    Returns:
+        ``total_step`` floats.
+
+    Example:
+        >>> from polyoptim import mindspore as nn
+        >>> [round(x, 6) for x in nn.exponential_decay_lr(0.1, 0.9, 6, 2, 1)]
+        [0.1, 0.1, 0.09, 0.09, 0.081, 0.081]
+    """
     _check_inputs(learning_rate, decay_rate, total_step, step_per_epoch, decay_epoch, is_stair)
     lr = []
     for i in range(total_step):
@@ -102,8 +122,27 @@ def natural_exp_decay_lr(
     decay_epoch: int,
     is_stair: bool = False,
 ) -> list[float]:
-    r""":math:`\gamma_i = \gamma e^{-r e}` (:math:`e` rounded down to a multiple of
-    ``decay_epoch`` when ``is_stair``)."""
+    r""":math:`\gamma_i = \gamma\, e^{-r e}`, with :math:`e` rounded down to a multiple of
+    ``decay_epoch`` when ``is_stair`` (``mindspore.nn.natural_exp_decay_lr``, as MindSpore
+    2.10.0 computes it: the exponent is not divided by ``decay_epoch``).
+
+    Args:
+        learning_rate: :math:`\gamma`, a float > 0.
+        decay_rate: :math:`r`, a float > 0.
+        total_step: the length of the list (a positive int).
+        step_per_epoch: steps per epoch :math:`n` (a positive int); step :math:`i` is in
+            epoch :math:`e = \lfloor i/n \rfloor`.
+        decay_epoch: the period of ``is_stair`` (a positive int).
+        is_stair: hold the rate for ``decay_epoch`` epochs at a time.
+
+    Returns:
+        ``total_step`` floats.
+
+    Example:
+        >>> from polyoptim import mindspore as nn
+        >>> [round(x, 6) for x in nn.natural_exp_decay_lr(0.1, 0.5, 6, 2, 2, is_stair=True)]
+        [0.1, 0.1, 0.1, 0.1, 0.036788, 0.036788]
+    """
     _check_inputs(learning_rate, decay_rate, total_step, step_per_epoch, decay_epoch, is_stair)
     lr = []
     for i in range(total_step):
@@ -122,7 +161,27 @@ def inverse_decay_lr(
     decay_epoch: int,
     is_stair: bool = False,
 ) -> list[float]:
-    r""":math:`\gamma_i = \gamma/(1 + r e/d)` (:math:`\lfloor e/d\rfloor` when ``is_stair``)."""
+    r""":math:`\gamma_i = \gamma/(1 + r\, e/d)` (:math:`\lfloor e/d\rfloor` when ``is_stair``).
+
+    Returns a list with the learning rate of each step (``mindspore.nn.inverse_decay_lr``).
+
+    Args:
+        learning_rate: :math:`\gamma`, a float > 0.
+        decay_rate: :math:`r`, a float > 0.
+        total_step: the length of the list (a positive int).
+        step_per_epoch: steps per epoch :math:`n` (a positive int); step :math:`i` is in
+            epoch :math:`e = \lfloor i/n \rfloor`.
+        decay_epoch: :math:`d` (a positive int).
+        is_stair: floor :math:`e/d`.
+
+    Returns:
+        ``total_step`` floats.
+
+    Example:
+        >>> from polyoptim import mindspore as nn
+        >>> [round(x, 6) for x in nn.inverse_decay_lr(0.1, 0.5, 4, 1, 1)]
+        [0.1, 0.066667, 0.05, 0.04]
+    """
     _check_inputs(learning_rate, decay_rate, total_step, step_per_epoch, decay_epoch, is_stair)
     lr = []
     for i in range(total_step):
@@ -138,7 +197,27 @@ def cosine_decay_lr(
     min_lr: float, max_lr: float, total_step: int, step_per_epoch: int, decay_epoch: int
 ) -> list[float]:
     r""":math:`\gamma_i = \gamma_{min} + \tfrac12(\gamma_{max}-\gamma_{min})
-    (1 + \cos(\pi \min(e, d)/d))`."""
+    (1 + \cos(\pi \min(e, d)/d))`.
+
+    Returns a list with the learning rate of each step (``mindspore.nn.cosine_decay_lr``): from
+    ``max_lr`` down to ``min_lr`` over ``decay_epoch`` epochs, then ``min_lr``.
+
+    Args:
+        min_lr: :math:`\gamma_{min}`, a float >= 0.
+        max_lr: :math:`\gamma_{max}`, a float > ``min_lr``.
+        total_step: the length of the list (a positive int).
+        step_per_epoch: steps per epoch :math:`n` (a positive int); step :math:`i` is in
+            epoch :math:`e = \lfloor i/n \rfloor`.
+        decay_epoch: :math:`d` (a positive int).
+
+    Returns:
+        ``total_step`` floats.
+
+    Example:
+        >>> from polyoptim import mindspore as nn
+        >>> [round(x, 6) for x in nn.cosine_decay_lr(0.01, 0.1, 6, 1, 4)]
+        [0.1, 0.08682, 0.055, 0.02318, 0.01, 0.01]
+    """
     if not isinstance(min_lr, float):
         raise TypeError(
             "For 'cosine_decay_lr', the argument 'min_lr' must be type of float, "
@@ -172,9 +251,31 @@ def polynomial_decay_lr(
     power: float,
     update_decay_epoch: bool = False,
 ) -> list[float]:
-    r""":math:`\gamma_i = (\gamma - \gamma_{end})(1 - e'/d')^k + \gamma_{end}` with
-    :math:`e' = \min(e, d)`, :math:`d' = d`; or with ``update_decay_epoch``
-    :math:`e' = e`, :math:`d' = d \max(\lceil e/d\rceil, 1)`."""
+    r""":math:`\gamma_i = (\gamma - \gamma_{end})(1 - e'/d')^k + \gamma_{end}`.
+
+    Returns a list with the learning rate of each step (``mindspore.nn.polynomial_decay_lr``),
+    with :math:`e' = \min(e, d)`, :math:`d' = d`; or, with ``update_decay_epoch``,
+    :math:`e' = e`, :math:`d' = d \max(\lceil e/d\rceil, 1)` (a new cycle every :math:`d`
+    epochs).
+
+    Args:
+        learning_rate: :math:`\gamma`, a float > 0.
+        end_learning_rate: :math:`\gamma_{end}`, a float >= 0.
+        total_step: the length of the list (a positive int).
+        step_per_epoch: steps per epoch :math:`n` (a positive int); step :math:`i` is in
+            epoch :math:`e = \lfloor i/n \rfloor`.
+        decay_epoch: :math:`d` (a positive int).
+        power: :math:`k`, a float > 0.
+        update_decay_epoch: restart the decay every ``decay_epoch`` epochs.
+
+    Returns:
+        ``total_step`` floats.
+
+    Example:
+        >>> from polyoptim import mindspore as nn
+        >>> [round(x, 6) for x in nn.polynomial_decay_lr(0.1, 0.01, 6, 1, 4, power=1.0)]
+        [0.1, 0.0775, 0.055, 0.0325, 0.01, 0.01]
+    """
     V.check_positive_float(learning_rate, "learning_rate")
     V.check_is_float(learning_rate, "learning_rate")
     if not isinstance(end_learning_rate, float):
@@ -204,7 +305,25 @@ def polynomial_decay_lr(
 def warmup_lr(
     learning_rate: float, total_step: int, step_per_epoch: int, warmup_epoch: int
 ) -> list[float]:
-    r""":math:`\gamma_i = \gamma \min(e, w)/w` (so it starts at 0)."""
+    r""":math:`\gamma_i = \gamma \min(e, w)/w`: a linear warm-up that starts at 0.
+
+    Returns a list with the learning rate of each step (``mindspore.nn.warmup_lr``).
+
+    Args:
+        learning_rate: :math:`\gamma`, a float > 0.
+        total_step: the length of the list (a positive int).
+        step_per_epoch: steps per epoch :math:`n` (a positive int); step :math:`i` is in
+            epoch :math:`e = \lfloor i/n \rfloor`.
+        warmup_epoch: :math:`w`, epochs of warm-up (a positive int).
+
+    Returns:
+        ``total_step`` floats.
+
+    Example:
+        >>> from polyoptim import mindspore as nn
+        >>> nn.warmup_lr(0.1, total_step=6, step_per_epoch=2, warmup_epoch=2)
+        [0.0, 0.0, 0.05, 0.05, 0.1, 0.1]
+    """
     if not isinstance(learning_rate, float):
         raise TypeError(
             "For 'warmup_lr', the argument 'learning_rate' must be type of float, "

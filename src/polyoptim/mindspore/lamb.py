@@ -9,7 +9,7 @@ import torch
 from ..kernels.ops import TensorOps
 from ..rules.lamb import lamb, lamb_apply, lamb_trust_ratio
 from .adam import _check_betas_eps
-from .optimizer import Optimizer, f32
+from .optimizer import NUMBER_TYPES, Optimizer, f32, primitive_type_error
 
 __all__ = ["Lamb"]
 
@@ -50,6 +50,8 @@ class Lamb(Optimizer):
     _pipeline = ("gradients_centralization",)
     _rule_decay = True
     _ckpt_slots = (("lamb_m.{}", "exp_avg"), ("lamb_v.{}", "exp_avg_sq"))
+
+    _bool_refusal = primitive_type_error("Lamb", "m", NUMBER_TYPES, ref=True)
 
     def __init__(
         self,

@@ -94,6 +94,14 @@ class ExponentialDecayLR(LearningRateSchedule):
         decay_rate: :math:`r > 0`.
         decay_steps: :math:`d`, a positive int.
         is_stair: floor the exponent.
+
+    Example:
+        >>> import torch
+        >>> from polyoptim import mindspore as nn
+        >>> sched = nn.ExponentialDecayLR(0.1, decay_rate=0.9, decay_steps=4)
+        >>> def lr(step): return round(float(sched(torch.tensor([step], dtype=torch.int32))), 6)
+        >>> [lr(s) for s in [0, 2, 4, 8]]
+        [0.1, 0.094868, 0.09, 0.081]
     """
 
     def __init__(
@@ -123,6 +131,14 @@ class NaturalExpDecayLR(LearningRateSchedule):
         decay_rate: :math:`r > 0`.
         decay_steps: :math:`d`, a positive int (used only by ``is_stair``).
         is_stair: step-wise decay every ``decay_steps``.
+
+    Example:
+        >>> import torch
+        >>> from polyoptim import mindspore as nn
+        >>> sched = nn.NaturalExpDecayLR(0.1, decay_rate=0.5, decay_steps=2)
+        >>> def lr(step): return round(float(sched(torch.tensor([step], dtype=torch.int32))), 6)
+        >>> [lr(s) for s in [0, 1, 2, 4]]
+        [0.1, 0.060653, 0.036788, 0.013534]
     """
 
     def __init__(
@@ -151,6 +167,14 @@ class InverseDecayLR(LearningRateSchedule):
         decay_rate: :math:`r > 0`.
         decay_steps: :math:`d`, a positive int.
         is_stair: floor :math:`p`.
+
+    Example:
+        >>> import torch
+        >>> from polyoptim import mindspore as nn
+        >>> sched = nn.InverseDecayLR(0.1, decay_rate=0.5, decay_steps=2)
+        >>> def lr(step): return round(float(sched(torch.tensor([step], dtype=torch.int32))), 6)
+        >>> [lr(s) for s in [0, 1, 2, 4]]
+        [0.1, 0.08, 0.066667, 0.05]
     """
 
     def __init__(
@@ -183,6 +207,14 @@ class CosineDecayLR(LearningRateSchedule):
         min_lr: float :math:`\ge 0`.
         max_lr: float :math:`>` ``min_lr``.
         decay_steps: :math:`d`, a positive int.
+
+    Example:
+        >>> import torch
+        >>> from polyoptim import mindspore as nn
+        >>> sched = nn.CosineDecayLR(min_lr=0.01, max_lr=0.1, decay_steps=4)
+        >>> def lr(step): return round(float(sched(torch.tensor([step], dtype=torch.int32))), 6)
+        >>> [lr(s) for s in range(6)]
+        [0.1, 0.08682, 0.055, 0.02318, 0.01, 0.01]
     """
 
     def __init__(self, min_lr: float, max_lr: float, decay_steps: int) -> None:
@@ -226,6 +258,14 @@ class PolynomialDecayLR(LearningRateSchedule):
         decay_steps: :math:`d`, a positive int.
         power: :math:`k > 0` (float).
         update_decay_steps: restart the decay every ``decay_steps``.
+
+    Example:
+        >>> import torch
+        >>> from polyoptim import mindspore as nn
+        >>> sched = nn.PolynomialDecayLR(0.1, end_learning_rate=0.01, decay_steps=4, power=1.0)
+        >>> def lr(step): return round(float(sched(torch.tensor([step], dtype=torch.int32))), 6)
+        >>> [lr(s) for s in range(6)]
+        [0.1, 0.0775, 0.055, 0.0325, 0.01, 0.01]
     """
 
     def __init__(
@@ -273,6 +313,14 @@ class WarmUpLR(LearningRateSchedule):
     Args:
         learning_rate: :math:`\gamma \ge 0` (float).
         warmup_steps: :math:`w`, a positive int.
+
+    Example:
+        >>> import torch
+        >>> from polyoptim import mindspore as nn
+        >>> sched = nn.WarmUpLR(0.1, warmup_steps=4)
+        >>> def lr(step): return round(float(sched(torch.tensor([step], dtype=torch.int32))), 6)
+        >>> [lr(s) for s in range(6)]
+        [0.0, 0.025, 0.05, 0.075, 0.1, 0.1]
     """
 
     def __init__(self, learning_rate: float, warmup_steps: int) -> None:

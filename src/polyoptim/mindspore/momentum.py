@@ -8,7 +8,7 @@ from typing import Any
 from ..rules.base import Buffer
 from ..rules.sgd import sgd
 from . import _validator as V
-from .optimizer import Optimizer, f32
+from .optimizer import NUMBER_TYPES, Optimizer, f32, primitive_type_error, unsupported_type
 
 __all__ = ["SGD", "Momentum"]
 
@@ -47,6 +47,9 @@ class Momentum(Optimizer):
     _ckpt_slots = (("moments.{}", "momentum_buffer"),)
     _ckpt_hypers = (("momentum", "momentum"),)
 
+    _dtype_refusal = unsupported_type("ApplyMomentum")
+    _bool_refusal = primitive_type_error("ApplyMomentum", "v_type", NUMBER_TYPES, ref=True)
+
     def __init__(
         self,
         params: Any,
@@ -62,7 +65,7 @@ class Momentum(Optimizer):
             raise ValueError(
                 f"For 'Momentum', the argument 'momentum' must be at least 0.0, but got {momentum}"
             )
-        V.check_bool(use_nesterov, "use_nesterov", self.cls_name)
+        V.check_bool(use_nesterov)  # MindSpore names neither the argument nor the class
         self.use_nesterov = use_nesterov
         self._configure(momentum=f32(momentum), dampening=0.0, nesterov=use_nesterov)
 
@@ -100,6 +103,13 @@ class SGD(Optimizer):
     rule = sgd
     _ckpt_slots = (("accum.{}", "momentum_buffer"), ("stat.{}", "__stat__"))
     _ckpt_hypers = (("momentum", "momentum"),)
+
+    _dtype_refusal = (
+        "For 'SGD', the element of 'parameters' must be one of Tensor[Float16], Tensor[Float32], "
+        "but got Ref[Tensor[{ms}]].The supported data types depend on the hardware that executes "
+        "the operator, for more details, please refer to the MindSpore official website to get "
+        "more information about the data type."
+    )
 
     def __init__(
         self,

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from .. import engine
+from .. import engine, graph_step
 from ..transforms import sparse
 from ..transforms.centralize import centralize
 from ..transforms.decay import l2_regularize
@@ -47,6 +47,21 @@ class ParameterTuple(tuple):
     ``"<prefix>.<name>"``, as user optimizers do for their state::
 
         self.moments = self.parameters.clone(prefix="moments", init="zeros")
+
+    Args:
+        params: the tensors.
+        names: one name per tensor.
+
+    Example:
+        >>> import torch
+        >>> from polyoptim import mindspore as nn
+        >>> model = torch.nn.Linear(3, 2)
+        >>> opt = nn.Momentum(model.named_parameters(), learning_rate=0.1, momentum=0.9)
+        >>> opt.parameters.names
+        ('weight', 'bias')
+        >>> moments = opt.parameters.clone(prefix="m", init="zeros")
+        >>> moments.names, tuple(moments[0].shape)
+        (('m.weight', 'm.bias'), (2, 3))
     """
 
     names: tuple[str, ...]
@@ -99,6 +114,33 @@ def _is_schedule(x: Any) -> bool:
     return isinstance(x, LearningRateSchedule) or (
         callable(x) and not isinstance(x, torch.Tensor | Iterable)
     )
+
+
+#: the tensor types many MindSpore kernels list (every number type but bfloat16)
+NUMBER_TYPES = (
+    "Complex128", "Complex64", "Float16", "Float32", "Float64", "Int16", "Int32", "Int64", "Int8",
+    "UInt16", "UInt32", "UInt64", "UInt8",
+)  # fmt: skip
+
+
+def primitive_type_error(
+    prim: str, arg: str, types: Iterable[str], *, ref: bool = False, bare: Iterable[str] = ()
+) -> str:
+    """MindSpore's type-check message of a kernel primitive, as a template of ``{ms}`` (the
+    parameter's MindSpore type): ``For primitive[Adam], the input argument[grad] must be a type
+    of {...}, but got Tensor[Int64].`` (``Ref[...]`` for a parameter the kernel writes;
+    ``bare``: scalar types listed before the tensor ones)."""
+    listed = ", ".join([*bare, *(f"Tensor[{t}]" for t in types)])
+    got = "Ref[Tensor[{ms}]]" if ref else "Tensor[{ms}]"
+    return (
+        f"For primitive[{prim}], the input argument[{arg}] must be a type of {{{{{listed}}}}}, "
+        f"but got {got}."
+    )
+
+
+def unsupported_type(prim: str) -> str:
+    """MindSpore's kernel-selection failure for an unsupported dtype."""
+    return f"Select CPU operator[{prim}] fail! Unsupported data type!"
 
 
 class Optimizer(engine.Optimizer):
@@ -282,7 +324,8 @@ class Optimizer(engine.Optimizer):
                 )
             self.dynamic_lr = True
             return lr.detach().to("cpu", torch.float32).clone()
-        if isinstance(lr, Iterable) and not isinstance(lr, str | bytes | dict):
+        # a str is an Iterable to MindSpore too: its characters go through float() ("x" fails)
+        if isinstance(lr, Iterable) and not isinstance(lr, bytes | dict):
             self.dynamic_lr = True
             values = [float(v) for v in lr]
             return torch.tensor(values, dtype=torch.float32)
@@ -330,7 +373,7 @@ class Optimizer(engine.Optimizer):
                 order = [_split(x)[1] for x in group["order_params"]]
                 continue
             if "params" not in group:
-                raise KeyError("For 'Optimizer', every group needs the key 'params'.")
+                raise KeyError("params")  # MindSpore's own: a bare lookup
             members = _parameters_base_check(group["params"], "group `params`")
             for index, x in enumerate(members):
                 if not _is_param(x):
@@ -666,6 +709,20 @@ class Optimizer(engine.Optimizer):
         if p.grad is not None and p.grad.is_sparse and not self._sparse_ok:
             raise RuntimeError(f"{self.cls_name} does not support sparse gradients")
 
+    #: MindSpore's error for a parameter of integer or bool dtype ``{ms}`` (its kernel's type
+    #: check; the classes whose text was recorded from MindSpore 2.10.0 set their own)
+    _dtype_refusal: str = "For '{cls}', parameters of type Tensor[{ms}] are not supported."
+    #: the same for a bool parameter, where MindSpore's kernel says something else
+    _bool_refusal: str | None = None
+
+    def _refuse_dtypes(self, group: dict[str, Any], params: Sequence[torch.Tensor]) -> None:
+        """MindSpore's ``TypeError`` for integer and bool parameters, before anything changes."""
+        p = next(p for p in params if not (p.is_floating_point() or p.is_complex()))
+        name = str(p.dtype).removeprefix("torch.")  # int64 -> Int64, uint8 -> UInt8, bool -> Bool
+        ms = "UInt" + name[4:] if name.startswith("uint") else name.capitalize()
+        text = self._bool_refusal if p.dtype == torch.bool and self._bool_refusal else None
+        raise TypeError((text or self._dtype_refusal).format(cls=self.cls_name, ms=ms))
+
     def _gather(self, group: dict[str, Any]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         if self._given is None:
             return super()._gather(group)
@@ -705,6 +762,9 @@ class Optimizer(engine.Optimizer):
     def __call__(self, gradients: Sequence[torch.Tensor]) -> Any:
         """``opt(grads)``: one step from a tuple of gradients in ``parameters`` order."""
         gradients = tuple(gradients)
+        if torch.compiler.is_compiling() and len(gradients) == len(self.parameters):
+            graph_step.in_graph_step(self, None, gradients)
+            return True  # what the built-in optimizers' construct returns
         if len(gradients) != len(self.parameters):
             raise ValueError(
                 f"For '{self.cls_name}', expected {len(self.parameters)} gradients (one per "
@@ -727,7 +787,10 @@ class Optimizer(engine.Optimizer):
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
         """One step from the parameters' ``.grad`` (parameters without one are skipped by the
-        built-in optimizers; a user ``construct`` receives zeros for them)."""
+        built-in optimizers; a user ``construct`` receives zeros for them). Under
+        ``torch.compile`` it is one opaque operation (:mod:`polyoptim.graph_step`)."""
+        if torch.compiler.is_compiling():
+            return graph_step.in_graph_step(self, closure)
         loss = None
         if closure is not None:
             with torch.enable_grad():

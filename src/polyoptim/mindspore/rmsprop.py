@@ -6,7 +6,7 @@ from typing import Any
 
 from ..rules.tf_rmsprop import tf_rmsprop
 from . import _validator as V
-from .optimizer import Optimizer, f32
+from .optimizer import NUMBER_TYPES, Optimizer, f32, primitive_type_error
 
 __all__ = ["RMSProp"]
 
@@ -55,6 +55,11 @@ class RMSProp(Optimizer):
         ("moment.{}", "momentum_buffer"),
         ("mean_grad.{}", "grad_avg"),
     )
+
+    _dtype_refusal = primitive_type_error(
+        "ApplyRMSProp", "decay dtype", ("Float16", "Float32"), bare=("Float16", "Float32")
+    )
+    _bool_refusal = primitive_type_error("ApplyRMSProp", "grad dtype", NUMBER_TYPES[1:])
 
     def __init__(
         self,

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..kernels.local import is_dtensor
 from ..rules.adafactor import (
     clipped_update,
     factored_shapes,
@@ -137,6 +138,17 @@ class Adafactor(TorchOptimizer):
     def _step_group(
         self, group: dict[str, Any], params: Sequence[Tensor], grads: Sequence[Tensor]
     ) -> None:
+        for p in params:
+            if is_dtensor(p) and p.dim() > 1:
+                # the factored moment reduces a gradient over its rows and its columns, in place:
+                # across shards that needs collectives this rule does not make (torch's
+                # Adafactor fails on the same tensors, inside the update)
+                raise RuntimeError(
+                    "Adafactor does not support DTensor parameters of 2 or more dimensions "
+                    f"(got one of shape {tuple(p.shape)} laid out as {p.placements}): its "
+                    "factored second moment needs the whole gradient; use full_tensor() "
+                    "parameters or an element-wise optimizer such as AdamW"
+                )
         states = [self._init_param_state(p, g) for p, g in zip(params, grads)]
         lr = to_scalar(group["lr"])
         eps1, eps2 = group["eps"]

@@ -131,16 +131,42 @@ class Adam(TorchOptimizer):
 
 
 class AdamW(Adam):
-    r"""AdamW: Adam with decoupled weight decay,
-    :math:`\theta_{t-1} \leftarrow \theta_{t-1}(1 - \gamma\lambda)` before the Adam step.
+    r"""AdamW (Loshchilov & Hutter): Adam with decoupled weight decay.
 
-    Same arguments as :class:`Adam` without ``decoupled_weight_decay``; ``weight_decay``
-    defaults to 0.01.
+    The weights shrink by :math:`\gamma\lambda` before the Adam step, instead of
+    :math:`\lambda\theta` being added to the gradient:
+
+    .. math::
+        \begin{aligned}
+        & \theta_{t-1} \leftarrow \theta_{t-1}(1-\gamma\lambda), \quad
+          g_t \leftarrow \pm\nabla f(\theta_{t-1}) \\
+        & m_t \leftarrow \beta_1 m_{t-1} + (1-\beta_1) g_t, \quad
+          v_t \leftarrow \beta_2 v_{t-1} + (1-\beta_2) g_t^2 \\
+        & \hat v_t \leftarrow \max(\hat v_{t-1}, v_t) \text{ (amsgrad) else } v_t \\
+        & \theta_t \leftarrow \theta_{t-1} - \frac{\gamma}{1-\beta_1^t}
+          \frac{m_t}{\sqrt{\hat v_t}/\sqrt{1-\beta_2^t} + \epsilon}
+        \end{aligned}
+
+    Args:
+        params: tensors, ``(name, tensor)`` pairs or param-group dicts.
+        lr: learning rate :math:`\gamma` (float or 1-element Tensor; default 1e-3).
+        betas: :math:`(\beta_1, \beta_2)`, both floats or both Tensors (default (0.9, 0.999)).
+        eps: :math:`\epsilon`, added to the denominator (default 1e-8).
+        weight_decay: :math:`\lambda`, the decoupled decay coefficient (default 0.01).
+        amsgrad: keep the running maximum of :math:`v_t`.
+        maximize: maximize the objective (the sign :math:`\pm`).
+        foreach: run the bucketed multi-tensor kernel.
+        capturable: torch's CUDA-graph flag (accepted on supported devices only).
+        differentiable: let autograd record the step.
+        fused: run the fused path (honours ``GradScaler``'s scale and inf flag).
 
     Example:
         >>> import torch, polyoptim
         >>> w = torch.nn.Parameter(torch.ones(3))
-        >>> opt = polyoptim.AdamW([w], lr=1e-2, weight_decay=0.1)
+        >>> opt = polyoptim.AdamW([w], lr=0.1, weight_decay=0.5)
+        >>> w.grad = torch.zeros(3); opt.step()   # zero gradient: only the decay acts
+        >>> w.detach()
+        tensor([0.9500, 0.9500, 0.9500])
     """
 
     def __init__(

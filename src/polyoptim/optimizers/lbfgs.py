@@ -10,9 +10,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .. import graph_step
 from ..rules.line_search import strong_wolfe
 from ._common import ParamsT, check_lr, to_scalar
-from .base import TorchOptimizer
+from .base import TorchOptimizer, replay_in_torch
 
 
 class _FlatParams:
@@ -206,6 +207,8 @@ class LBFGS(TorchOptimizer):
             closure: re-evaluates the model (zeroing and recomputing gradients) and returns the
                 loss. Required.
         """
+        if torch.compiler.is_compiling():
+            return graph_step.eager_closure_step(self, closure)
         if len(self.param_groups) != 1:
             raise AssertionError(
                 f"Expected exactly one param_group, but got {len(self.param_groups)}"
@@ -217,12 +220,15 @@ class LBFGS(TorchOptimizer):
         tolerance_grad, tolerance_change = group["tolerance_grad"], group["tolerance_change"]
         flat = _FlatParams(self._params)
 
+        orig_loss = closure()
+        if not all(p.is_floating_point() or p.is_complex() for p in self._params):
+            # torch's error for an integer parameter, before anything changes (see base.py)
+            replay_in_torch(self, group, self._params, lambda: orig_loss, whole=True)
         # the history is global; it sits on the first parameter so load_state_dict casts it
         state = self.state[self._params[0]]
         state.setdefault("func_evals", 0)
         state.setdefault("n_iter", 0)
 
-        orig_loss = closure()
         loss = float(orig_loss)
         evals = 1
         state["func_evals"] += 1

@@ -24,9 +24,10 @@ See docs/paddle.md for the porting guide.
 
 from types import SimpleNamespace
 
-from . import clip, lr, regularizer
+from . import amp, clip, lr, regularizer
 from .adam import Adam, Adamax, AdamW, Lamb, NAdam, RAdam
 from .adaptive import ASGD, Adadelta, Adagrad, RMSProp, Rprop
+from .adopt import adopt, unique_name_guard
 from .base import Optimizer
 from .checkpoint import load, save
 from .clip import ClipGradBase, ClipGradByGlobalNorm, ClipGradByNorm, ClipGradByValue
@@ -84,6 +85,8 @@ __all__ = [
     "RAdam",
     "RMSProp",
     "Rprop",
+    "adopt",
+    "amp",
     "clip",
     "load",
     "lr",
@@ -93,4 +96,5 @@ __all__ = [
     "regularizer",
     "save",
     "set_param_attr",
+    "unique_name_guard",
 ]

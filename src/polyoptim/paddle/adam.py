@@ -30,12 +30,18 @@ def _value(x: Any) -> float:
     return float(x.reshape(-1)[0]) if isinstance(x, torch.Tensor) else float(x)
 
 
+def _scalar(x: Any) -> Any:
+    """A one-element Tensor hyperparameter as a float; anything else as given (Paddle's
+    messages print the value as the user wrote it)."""
+    return _value(x) if isinstance(x, torch.Tensor) else x
+
+
 def _check_adam_args(beta1: Any, beta2: Any, epsilon: Any) -> None:
     if not isinstance(beta1, torch.Tensor) and not 0 <= beta1 < 1:
         raise ValueError("Invalid value of beta1, expect beta1 in [0,1).")
     if not isinstance(beta2, torch.Tensor) and not 0 <= beta2 < 1:
         raise ValueError("Invalid value of beta2, expect beta2 in [0,1).")
-    if not isinstance(epsilon, torch.Tensor) and not epsilon >= 0:
+    if not isinstance(epsilon, torch.Tensor) and not 0 <= epsilon:  # noqa: SIM300 (Paddle's order)
         raise ValueError("Invalid value of epsilon, expect epsilon >= 0.")
 
 
@@ -105,6 +111,8 @@ class Adam(Optimizer):
     rule = rules.adam
     _accumulators = _ADAM_ACCS
 
+    _kernel_args = {"lazy_mode": (14, "bool"), "amsgrad": (18, "bool")}
+
     def __init__(
         self,
         learning_rate: float | LRScheduler = 0.001,
@@ -126,6 +134,7 @@ class Adam(Optimizer):
         assert epsilon is not None
         _check_adam_args(beta1, beta2, epsilon)
         self._multi_precision = multi_precision
+        self._use_multi_tensor = use_multi_tensor
         defaults = {
             "beta1": beta1,
             "beta2": beta2,
@@ -154,8 +163,14 @@ class AdamW(Optimizer):
     r"""AdamW: Adam with decoupled weight decay, applied first with the raw learning rate.
 
     .. math::
-        p \leftarrow p\,(1 - \gamma\,\rho\,\lambda) \quad\text{then the Adam step with }
-        \gamma\rho
+        \begin{aligned}
+        & p \leftarrow p\,(1 - \gamma\rho\lambda), \qquad
+          m \leftarrow \beta_1 m + (1-\beta_1) g, \qquad
+          v \leftarrow \beta_2 v + (1-\beta_2) g^2 \\
+        & \hat v \leftarrow \max(\hat v, v) \text{ (amsgrad) else } v, \qquad
+          p \leftarrow p - \frac{\gamma\rho\sqrt{1-\beta_2^t}}{1-\beta_1^t} \cdot
+          \frac{m}{\sqrt{\hat v} + \epsilon\sqrt{1-\beta_2^t}}
+        \end{aligned}
 
     where :math:`\rho` = ``lr_ratio(param)`` (default 1) and :math:`\lambda` = ``weight_decay``
     (0 for tensors whose name ``apply_decay_param_fun`` rejects). A ``ParamAttr`` regularizer
@@ -163,7 +178,8 @@ class AdamW(Optimizer):
 
     Args:
         learning_rate: a float or an ``LRScheduler`` (default 0.001).
-        beta1, beta2, epsilon: as :class:`Adam`.
+        beta1, beta2: floats in [0, 1) or one-element Tensors (defaults 0.9, 0.999).
+        epsilon: :math:`\epsilon` (float or one-element Tensor, default 1e-8).
         parameters: tensors, ``(name, tensor)`` pairs, or group dicts.
         weight_decay: :math:`\lambda`, a float or a one-element Tensor (default 0.01).
         use_lowprecision_moment: accepted for compatibility (state follows the master dtype).
@@ -189,6 +205,8 @@ class AdamW(Optimizer):
 
     rule = torch_prologue(rules.adam)
     _accumulators = _ADAM_ACCS
+
+    _kernel_args = {"lazy_mode": (17, "bool"), "amsgrad": (21, "bool")}
 
     def __init__(
         self,
@@ -272,7 +290,9 @@ class Adamax(Optimizer):
 
     Args:
         learning_rate: a float or an ``LRScheduler`` (default 0.001).
-        beta1, beta2, epsilon: as :class:`Adam`.
+        beta1, beta2: :math:`\beta_1, \beta_2`, floats in [0, 1) or one-element Tensors
+            (defaults 0.9, 0.999).
+        epsilon: :math:`\epsilon` (float or one-element Tensor, default 1e-8).
         parameters: tensors, ``(name, tensor)`` pairs, or group dicts.
         weight_decay: a float (``L2Decay``), ``L1Decay``/``L2Decay``, or None.
         grad_clip: a ``ClipGradBy*`` strategy or None.
@@ -321,7 +341,8 @@ class Adamax(Optimizer):
 def _check_nadam_args(learning_rate: Any, beta1: Any, beta2: Any, epsilon: Any) -> None:
     if isinstance(learning_rate, (float, int)) and not learning_rate >= 0.0:
         raise ValueError(f"Invalid learning rate: {learning_rate}, expect learning_rate >= 0.")
-    if not epsilon >= 0.0:
+    # the comparisons as Paddle writes them: a str or None fails the same way
+    if not 0.0 <= epsilon:  # noqa: SIM300 (Paddle's order)
         raise ValueError(f"Invalid epsilon value: {epsilon}, expect epsilon >= 0.")
     if not 0.0 <= beta1 < 1.0:
         raise ValueError(f"Invalid beta1: {beta1}, expect 0. <= beta1 < 1.0.")
@@ -384,8 +405,8 @@ class NAdam(Optimizer):
         grad_clip: ClipGradBase | None = None,
         name: str | None = None,
     ) -> None:
-        _check_nadam_args(learning_rate, _value(beta1), _value(beta2), epsilon)
-        if not momentum_decay >= 0.0:
+        _check_nadam_args(learning_rate, _scalar(beta1), _scalar(beta2), epsilon)
+        if not 0.0 <= momentum_decay:  # noqa: SIM300 (Paddle's order)
             raise ValueError(
                 f"Invalid momentum_decay value: {momentum_decay}, expect momentum_decay >= 0."
             )
@@ -456,7 +477,7 @@ class RAdam(Optimizer):
         grad_clip: ClipGradBase | None = None,
         name: str | None = None,
     ) -> None:
-        _check_nadam_args(learning_rate, _value(beta1), _value(beta2), epsilon)
+        _check_nadam_args(learning_rate, _scalar(beta1), _scalar(beta2), epsilon)
         defaults = {"beta1": beta1, "beta2": beta2, "epsilon": epsilon}
         super().__init__(
             learning_rate, parameters, weight_decay, grad_clip, name, _defaults=defaults
@@ -508,6 +529,12 @@ class Lamb(Optimizer):
         Acc("beta1_pow_acc", "beta1_pow_acc"),
         Acc("beta2_pow_acc", "beta2_pow_acc"),
     )
+
+    _kernel_args = {
+        "lamb_weight_decay": (10, "double"),
+        "epsilon": (13, "double"),
+        "always_adapt": (14, "bool"),
+    }
 
     def __init__(
         self,

@@ -49,6 +49,8 @@ class Adagrad(Optimizer):
     rule = adagrad
     _accumulators = (Acc("moment", "sum"),)
 
+    _kernel_args = {"epsilon": (6, "double")}
+
     def __init__(
         self,
         learning_rate: float | LRScheduler,
@@ -104,6 +106,8 @@ class Adadelta(Optimizer):
         Acc("_avg_squared_grad", "square_avg"),
         Acc("_avg_squared_update", "acc_delta"),
     )
+
+    _kernel_args = {"rho": (7, "double"), "epsilon": (8, "double")}
 
     def __init__(
         self,
@@ -171,6 +175,8 @@ class RMSProp(Optimizer):
         Acc("mean_grad", "grad_avg"),
     )
 
+    _kernel_args = {"centered": (11, "bool")}
+
     def __init__(
         self,
         learning_rate: float | LRScheduler,
@@ -191,11 +197,11 @@ class RMSProp(Optimizer):
             raise ValueError("epsilon is not set.")
         if momentum is None:
             raise ValueError("momentum is not set.")
-        if not epsilon >= 0.0:
+        if not 0.0 <= epsilon:  # noqa: SIM300 (Paddle's order)
             raise ValueError("Invalid value of epsilon, expect epsilon >= 0.")
-        if not momentum >= 0.0:
+        if not 0.0 <= momentum:  # noqa: SIM300 (Paddle's order)
             raise ValueError("Invalid value of momentum, expect momentum >= 0.")
-        if not rho >= 0.0:
+        if not 0.0 <= rho:  # noqa: SIM300 (Paddle's order)
             raise ValueError("Invalid value of rho, expect rho >= 0.")
         defaults = {"rho": rho, "epsilon": epsilon, "momentum": momentum, "centered": centered}
         super().__init__(
@@ -244,6 +250,16 @@ class ASGD(Optimizer):
     rule = rules.asgd
     _accumulators = (Acc("d", "d"), Acc("y", "y"), Acc("m", "m"))
 
+    def _check_kernel_args(self) -> None:
+        super()._check_kernel_args()
+        for group in self.param_groups:
+            n = group["batch_num"]
+            if not isinstance(n, int):  # Paddle builds its gradient table of shape [n, ...]
+                raise TypeError(
+                    "(InvalidType) argument (position 2) must be list of int, but got "
+                    f"{type(n).__name__} at pos 0"
+                )
+
     def __init__(
         self,
         learning_rate: float | LRScheduler = 0.001,
@@ -258,7 +274,7 @@ class ASGD(Optimizer):
             raise ValueError("learning_rate should not be none")
         if batch_num is None:
             raise ValueError("batch_num should not be none")
-        if not batch_num > 0:
+        if not 0 < batch_num:  # noqa: SIM300 (Paddle's order)
             raise ValueError("batch_num should be greater than 0")
         self._multi_precision = multi_precision
         super().__init__(
@@ -267,7 +283,7 @@ class ASGD(Optimizer):
             weight_decay,
             grad_clip,
             name,
-            _defaults={"batch_num": int(batch_num)},
+            _defaults={"batch_num": batch_num},
         )
 
     def _update(
@@ -323,6 +339,8 @@ class Rprop(Optimizer):
 
     rule = rprop
     _accumulators = (Acc("prevs", "prev"), Acc("learning_rates", "step_size"))
+
+    _kernel_dtypes = "float64, float32, bfloat16"
 
     def __init__(
         self,

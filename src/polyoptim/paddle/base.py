@@ -40,6 +40,7 @@ from ..engine import GradTransform
 from ..engine import Optimizer as EngineOptimizer
 from ..kernels import master as mw
 from ..kernels.ops import TensorOps
+from .adopt import paddle_layout
 from .clip import ClipGradBase
 from .lr import LambdaDecay, LRScheduler
 from .param_attr import param_attr
@@ -74,6 +75,32 @@ def _to_tensor(value: Any) -> torch.Tensor:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return torch.tensor(value)
     raise TypeError(f"expected a Tensor or numpy array, got {type(value).__name__}")
+
+
+_NUMBERED = re.compile(r"(.*_)(\d+)", re.DOTALL)
+
+
+def _numbered_keys(sd: dict[str, Any]) -> dict[str, list[str]]:
+    """``{'name_': ['name_0', 'name_12', ...]}`` for the keys of ``sd`` ending in ``_<number>``:
+    one pass over the keys, however many parameters look them up."""
+    out: dict[str, list[str]] = {}
+    for key in sd:
+        match = _NUMBERED.fullmatch(key) if isinstance(key, str) else None
+        if match:
+            out.setdefault(match[1], []).append(key)
+    return out
+
+
+def _integral(t: torch.Tensor) -> bool:
+    return not (t.is_floating_point() or t.is_complex())
+
+
+def _paddle_size(t: torch.Tensor) -> str:
+    return f"paddle.Size({list(t.shape)})"
+
+
+def _paddle_dtype(t: torch.Tensor) -> str:
+    return str(t.dtype).replace("torch.", "paddle.")
 
 
 class Optimizer(EngineOptimizer):
@@ -114,6 +141,9 @@ class Optimizer(EngineOptimizer):
     _accumulators: ClassVar[tuple[Acc, ...]] = ()
     #: whether this optimizer supports ``multi_precision``
     _multi_precision: bool = False
+    #: Paddle's attribute (present on every optimizer; PaddleClas tests ``hasattr`` on it):
+    #: the ``use_multi_tensor`` argument of Adam and Momentum, None elsewhere
+    _use_multi_tensor: bool | None = None
 
     def __init__(
         self,
@@ -363,7 +393,9 @@ class Optimizer(EngineOptimizer):
     def _gather(self, group: dict[str, Any]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         params, grads = [], []
         for p in group["params"]:
-            if not p.requires_grad or p.grad is None:
+            # an integer tensor cannot require grad in torch; with a gradient it is stepped, and
+            # refused as Paddle's kernel refuses it
+            if p.grad is None or not (p.requires_grad or _integral(p)):
                 continue
             if self._only is not None and id(p) not in self._only:
                 continue
@@ -377,6 +409,60 @@ class Optimizer(EngineOptimizer):
             grads.append(g)
         return params, grads
 
+    #: arguments Paddle's kernel call checks by type at each step (the constructor takes
+    #: anything): ``{name: (position in the kernel call, "double" or "bool")}``; the value is
+    #: the group's, or the optimizer's attribute of that name
+    _kernel_args: ClassVar[dict[str, tuple[int, str]]] = {}
+
+    def _kernel_name(self) -> str:
+        return next(
+            k.__name__.lower() for k in type(self).__mro__ if k.__module__.startswith(__package__)
+        )
+
+    def _check_kernel_args(self) -> None:
+        """Refuse, before anything changes, what Paddle's kernel call refuses at the step."""
+        for group in self.param_groups:
+            # Paddle calls the regularizer it was given (the optimizer's or the group's; a
+            # number here is a decoupled coefficient, AdamW's)
+            for reg in (self.regularization, group.get("weight_decay")):
+                if not isinstance(
+                    reg, (WeightDecayRegularizer, int, float, torch.Tensor, type(None))
+                ):
+                    raise TypeError(f"'{type(reg).__name__}' object is not callable")
+            if self._group_rules(group) and group.get("learning_rate", 1.0) is None:
+                raise TypeError(  # the scale times the rate, in Paddle's Tensor.__mul__
+                    "(InvalidType) __mul__(): argument (position 1) must be int, float, bool or "
+                    "Tensor, but got NoneType"
+                )
+            for name, (position, kind) in self._kernel_args.items():
+                value = group[name] if name in group else getattr(self, name, None)
+                if kind == "bool":
+                    ok = value is None or isinstance(value, bool)  # an optional bool
+                else:
+                    ok = isinstance(value, (int, float, np.number)) or (
+                        isinstance(value, torch.Tensor) and value.numel() == 1
+                    )
+                if not ok:
+                    raise TypeError(
+                        f"(InvalidType) {self._kernel_name()}_(): argument (position {position}) "
+                        f"must be {kind}, but got {type(value).__name__}"
+                    )
+
+    #: the dtypes Paddle's CPU kernel of this optimizer lists when it meets another one
+    _kernel_dtypes: ClassVar[str] = "float64, float32"
+
+    def _refuse_dtypes(self, group: dict[str, Any], params: Sequence[torch.Tensor]) -> None:
+        """Paddle's error for an integer or bool parameter: its kernel has no such dtype."""
+        p = next(p for p in params if _integral(p))
+        dtype = str(p.dtype).removeprefix("torch.")
+        place = "CPU" if p.device.type == "cpu" else "GPU"
+        kernel = self._kernel_name()
+        raise RuntimeError(
+            f"(NotFound) The kernel with key ({place}, Undefined(AnyLayout), {dtype}) of kernel "
+            f"`{kernel}` is not registered. Selected wrong DataType `{dtype}`. Paddle support "
+            f"following DataTypes: {self._kernel_dtypes}."
+        )
+
     def _check_sparse(self, p: torch.Tensor, group: dict[str, Any]) -> None:
         """Refuse sparse gradients where Paddle does (Adam with weight decay)."""
 
@@ -386,6 +472,7 @@ class Optimizer(EngineOptimizer):
         Args:
             closure: optional; re-evaluates the loss (Paddle's ``step()`` takes none).
         """
+        self._check_kernel_args()
         self._rows = {}
         try:
             return super().step(closure)
@@ -631,25 +718,30 @@ class Optimizer(EngineOptimizer):
                 if acc.per_element:
                     dtype = torch.float32 if self._uses_master(p) else p.dtype
                     value = torch.full(p.shape, float(value), dtype=dtype)
-                sd[self._acc_key(self._owner_name(p), acc)] = value
+                sd[self._acc_key(self._owner_name(p), acc)] = paddle_layout(
+                    p, value, to_paddle=True
+                )
         masters = {}
         for p, _ in self._all_params():
             if self.state.get(p) and mw.MASTER_KEY in self.state[p]:
                 master = self.state[p][mw.MASTER_KEY]
                 master.paddle_name = self._owner_name(p)  # its name in a saved file
-                masters[self.param_name(p)] = master
+                masters[self.param_name(p)] = paddle_layout(p, master, to_paddle=True)
         if masters:
             sd["master_weights"] = masters
         if isinstance(self._learning_rate, LRScheduler):
             sd["LR_Scheduler"] = self._learning_rate.state_dict()
         return sd
 
-    def _find_key(self, sd: dict[str, Any], owner: str, acc: Acc) -> str | None:
+    def _find_key(
+        self, sd: dict[str, Any], owner: str, acc: Acc, numbered: dict[str, list[str]]
+    ) -> str | None:
+        """``sd``'s key for ``acc`` of ``owner``: the exact one, else ``{name}_{any number}``
+        (looked up in ``numbered``, :func:`_numbered_keys` of ``sd``)."""
         exact = self._acc_key(owner, acc)
         if exact in sd:
             return exact
-        pattern = re.compile(re.escape(self._acc_key(owner, acc, 0)[:-1]) + r"\d+")
-        found = [k for k in sd if isinstance(k, str) and pattern.fullmatch(k)]
+        found = numbered.get(self._acc_key(owner, acc, 0)[:-1], [])
         if len(found) > 1:
             raise ValueError(f"ambiguous state for {owner}: {sorted(found)}")
         return found[0] if found else None
@@ -694,10 +786,11 @@ class Optimizer(EngineOptimizer):
     ) -> list[tuple[torch.Tensor, dict[str, Any]]]:
         rule = self.rule
         plan = []
+        numbered = _numbered_keys(sd)
         for p, group in self._all_params():
             owner = self._owner_name(p)
             name = self.param_name(p)
-            found = {acc: self._find_key(sd, owner, acc) for acc in self._accumulators}
+            found = {acc: self._find_key(sd, owner, acc, numbered) for acc in self._accumulators}
             master = masters.get(name) if self._uses_master(p) else None
             if not any(found.values()) and master is None:
                 continue
@@ -712,7 +805,7 @@ class Optimizer(EngineOptimizer):
             if mw.wants_master(hp, p):
                 mw.ensure_master_state(rule, hp, p, new, True)
                 if master is not None:
-                    value = _to_tensor(master)
+                    value = paddle_layout(p, _to_tensor(master), to_paddle=False)
                     if tuple(value.shape) != tuple(p.shape):
                         raise ValueError(
                             f"master weight {name} has shape {list(value.shape)}, expected "
@@ -726,7 +819,7 @@ class Optimizer(EngineOptimizer):
                     continue
                 if key is None:
                     raise AssertionError(f"optimizer Tensor {self._acc_key(owner, acc)} not found")
-                value = _to_tensor(sd[key])
+                value = paddle_layout(p, _to_tensor(sd[key]), to_paddle=False)
                 like = new[acc.key]
                 if acc.per_element:
                     if tuple(value.shape) not in (tuple(p.shape), (1,), ()):
@@ -738,9 +831,18 @@ class Optimizer(EngineOptimizer):
                         raise ValueError(f"{key} holds different values per element")
                     like.fill_(float(flat[0]) if flat.numel() else 0.0)
                     continue
+                var = self._acc_key(owner, acc)
                 if tuple(value.shape) != tuple(like.shape):
-                    raise ValueError(
-                        f"{key} has shape {list(value.shape)}, expected {list(like.shape)}"
+                    raise AssertionError(  # Paddle's set_state_dict check, word for word
+                        f"Variable Shape not match, Variable [ {var} ] need tensor with shape "
+                        f"{_paddle_size(like)} but load set tensor with shape {_paddle_size(value)}"
+                    )
+                # Paddle refuses any other dtype; between floating dtypes polyoptim casts (its
+                # low-precision state has the parameter's dtype where Paddle keeps float32)
+                if _integral(value) != _integral(like) or value.is_complex() != like.is_complex():
+                    raise AssertionError(
+                        f"Variable dtype not match, Variable [ {var} ] need tensor with dtype "
+                        f"{_paddle_dtype(like)}  but load tensor with dtype {_paddle_dtype(value)}"
                     )
                 new[acc.key] = value.to(device=like.device, dtype=like.dtype).clone()
             plan.append((p, new))

@@ -81,26 +81,50 @@ def _is_named_array(obj: Any) -> bool:
     )
 
 
-def _contains(obj: Any, cond: Any) -> bool:
+def _contains(obj: Any, cond: Any, seen: set[int] | None = None) -> bool:
+    """Whether ``cond`` holds anywhere in ``obj``; a shared container is looked into once."""
     if cond(obj):
         return True
-    if isinstance(obj, dict):
-        return any(_contains(v, cond) for v in obj.values())
-    if isinstance(obj, (list, tuple)):
-        return any(_contains(v, cond) for v in obj)
-    return False
+    if not isinstance(obj, (dict, list, tuple)):
+        return False
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return False
+    seen.add(id(obj))
+    values = obj.values() if isinstance(obj, dict) else obj
+    return any(_contains(v, cond, seen) for v in values)
 
 
-def _convert(obj: Any, cond: Any, fn: Any) -> Any:
+def _convert(obj: Any, cond: Any, fn: Any, memo: dict[int, Any] | None = None) -> Any:
+    """``obj`` with ``fn(x)`` in place of every ``x`` for which ``cond`` holds. Each container
+    is converted once, so what the file shares stays shared (a file's structure is acyclic and
+    at most ``safe_unpickle.MAX_DEPTH`` deep: the reader checked)."""
+    memo = {} if memo is None else memo
+    key = id(obj)
+    if key in memo:
+        return memo[key]
     if cond(obj):
-        return fn(obj)
-    if isinstance(obj, dict):
-        return type(obj)((k, _convert(v, cond, fn)) for k, v in obj.items())
-    if isinstance(obj, list):
-        return [_convert(v, cond, fn) for v in obj]
-    if isinstance(obj, tuple):
-        return tuple(_convert(v, cond, fn) for v in obj)
-    return obj
+        out = fn(obj)
+    elif isinstance(obj, dict):
+        out = type(obj)((k, _convert(v, cond, fn, memo)) for k, v in obj.items())
+    elif isinstance(obj, list):
+        out = [_convert(v, cond, fn, memo) for v in obj]
+    elif isinstance(obj, tuple):
+        out = tuple(_convert(v, cond, fn, memo) for v in obj)
+    else:
+        return obj
+    memo[key] = out
+    return out
+
+
+def _loaded_tensor(source: str, a: np.ndarray, name: str | None = None) -> torch.Tensor:
+    try:
+        return to_tensor(a, name)
+    except TypeError:
+        raise CheckpointFormatError(
+            f"{source}: holds a {a.dtype} array, which has no tensor type (load it with "
+            "return_numpy=True)"
+        ) from None
 
 
 def load(path: str | os.PathLike | IO[bytes], **configs: Any) -> Any:
@@ -136,23 +160,35 @@ def load(path: str | os.PathLike | IO[bytes], **configs: Any) -> Any:
     if isinstance(path, (str, os.PathLike)) and not os.path.isfile(path):
         raise FileNotFoundError(f"no such checkpoint file: {os.fspath(path)}")
     obj = pp.load(path)
+    named = isinstance(path, (str, os.PathLike))
+    source = str(os.fspath(path) if named else getattr(path, "name", "<file>"))
+    memo: dict[int, Any] = {}  # one tensor per array, however often the file refers to it
     if isinstance(obj, dict) and pp.NAME_TABLE in obj:
         table = obj[pp.NAME_TABLE]
         out = dict(obj)
         if isinstance(table, dict):
             for key, name in table.items():
-                if isinstance(out.get(key), np.ndarray) and not return_numpy:
-                    out[key] = to_tensor(out[key], name if isinstance(name, str) else None)
+                value = out.get(key)
+                if isinstance(value, np.ndarray) and not return_numpy:
+                    if id(value) not in memo:
+                        tname = name if isinstance(name, str) else None
+                        memo[id(value)] = _loaded_tensor(source, value, tname)
+                    out[key] = memo[id(value)]
         if not keep_name_table:
             del out[pp.NAME_TABLE]
         return out
     if _contains(obj, _is_named_array):
         return _convert(
-            obj, _is_named_array, lambda t: t[1] if return_numpy else to_tensor(t[1], t[0])
+            obj,
+            _is_named_array,
+            lambda t: t[1] if return_numpy else _loaded_tensor(source, t[1], t[0]),
+            memo,
         )
     if return_numpy:
         return obj
-    return _convert(obj, lambda x: isinstance(x, np.ndarray), to_tensor)
+    return _convert(
+        obj, lambda x: isinstance(x, np.ndarray), lambda a: _loaded_tensor(source, a), memo
+    )
 
 
 def _tensor_name(t: torch.Tensor, key: Any) -> str:

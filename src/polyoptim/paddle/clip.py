@@ -41,6 +41,14 @@ class ClipGradBase:
 
     ``clip(params_grads)`` takes ``[(param, grad), ...]`` and returns the clipped pairs, as
     Paddle's; optimizers use :meth:`transform`.
+
+    Example:
+        >>> import torch
+        >>> from polyoptim import paddle as P
+        >>> w, g = torch.zeros(2), torch.tensor([3.0, 4.0])
+        >>> clip = P.ClipGradByGlobalNorm(1.0)      # any strategy: a ClipGradBase
+        >>> [grad for _, grad in clip([(w, g)])]
+        [tensor([0.6000, 0.8000])]
     """
 
     def transform(self, where: Where = _need_clip) -> GradTransform:

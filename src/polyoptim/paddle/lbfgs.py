@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from .. import graph_step
 from ..optimizers.lbfgs import _FlatParams, _Memory
 from ..rules.line_search import strong_wolfe
 from .base import Optimizer, ParamsArg
@@ -120,6 +121,26 @@ class LBFGS(Optimizer):
     def _params(self) -> list[torch.Tensor]:
         return [p for group in self.param_groups for p in group["params"]]
 
+    def _refuse_integral(self) -> None:
+        """Paddle's errors for an integer or bool parameter, before anything changes: ``abs``
+        of the flat gradient has no bool kernel; an integer parameter fails the first update's
+        type promotion."""
+        for p in self._params:
+            if p.is_floating_point() or p.is_complex():
+                continue
+            dtype = str(p.dtype).removeprefix("torch.")
+            if p.dtype == torch.bool:
+                raise RuntimeError(
+                    "(NotFound) The kernel with key (CPU, Undefined(AnyLayout), bool) of kernel "
+                    "`abs` is not registered. Selected wrong DataType `bool`. Paddle support "
+                    "following DataTypes: int32, int64, float64, complex128, float32, complex64."
+                )
+            raise TypeError(
+                "(InvalidType) Type promotion only support calculations between floating-point "
+                "numbers and between complex and real numbers. But got different data type x: "
+                f"{dtype}, y: float32."
+            )
+
     @torch.no_grad()
     def step(self, closure: Callable[[], Any]) -> Any:  # type: ignore[override]
         """Run up to ``max_iter`` iterations.
@@ -131,15 +152,17 @@ class LBFGS(Optimizer):
         Returns:
             The loss at the start of the step.
         """
+        if torch.compiler.is_compiling():
+            return graph_step.eager_closure_step(self, closure)
         closure = torch.enable_grad()(closure)
         lr = self.learning_rate
         tol_grad, tol_change = self.tolerance_grad, self.tolerance_change
         flat = _FlatParams(self._params)
+        orig_loss = closure()
+        self._refuse_integral()
         state = self.lbfgs_state
         state.setdefault("func_evals", 0)
         state.setdefault("n_iter", 0)
-
-        orig_loss = closure()
         loss = _float(orig_loss)
         evals = 1
         state["func_evals"] += 1
@@ -232,18 +255,39 @@ class LBFGS(Optimizer):
         return {"state": dict(self.lbfgs_state)}
 
     def set_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore the history saved by :meth:`state_dict` (Paddle's or polyoptim's)."""
+        """Restore the history saved by :meth:`state_dict` (Paddle's or polyoptim's).
+
+        Every value is checked before anything changes: numbers, ``None``, tensors (or arrays)
+        of one element or of as many as the parameters hold, and flat lists of those no longer
+        than ``history_size`` -- so a file cannot make the history larger than a real one.
+        """
         if not isinstance(state_dict, dict) or not isinstance(state_dict.get("state"), dict):
             raise TypeError("an LBFGS state_dict is {'state': {...}}")
         from .base import _to_tensor
 
-        def convert(v: Any) -> Any:
-            if isinstance(v, list):
-                return [convert(x) for x in v]
+        size = sum(p.numel() for p in self._params)
+
+        def one(key: Any, v: Any) -> Any:
             if v is None or isinstance(v, (int, float)):
                 return v
-            return _to_tensor(v).clone()
+            t = _to_tensor(v)
+            if t.numel() not in (1, size):
+                raise ValueError(
+                    f"LBFGS state {key!r} holds a tensor of {t.numel()} elements; the parameters "
+                    f"hold {size}"
+                )
+            return t.clone()
 
-        self.lbfgs_state = {k: convert(v) for k, v in state_dict["state"].items()}
+        def convert(key: Any, v: Any) -> Any:
+            if not isinstance(v, list):
+                return one(key, v)
+            if len(v) > self.history_size:
+                raise ValueError(
+                    f"LBFGS state {key!r} has {len(v)} entries, more than history_size="
+                    f"{self.history_size}"
+                )
+            return [one(key, x) for x in v]
+
+        self.lbfgs_state = {k: convert(k, v) for k, v in state_dict["state"].items()}
 
     load_state_dict = set_state_dict  # type: ignore[assignment]

@@ -64,6 +64,17 @@ class LRScheduler:
         learning_rate: the initial learning rate (a float or int, at least 0).
         last_epoch: the epoch before the first :meth:`step` (-1 starts at epoch 0).
         verbose: print the learning rate at every step.
+
+    Example:
+        >>> from polyoptim.paddle.lr import LRScheduler
+        >>> class Halving(LRScheduler):
+        ...     def get_lr(self):
+        ...         return self.base_lr * 0.5**self.last_epoch
+        >>> sched = Halving(learning_rate=0.8)
+        >>> sched(), sched.last_epoch
+        (0.8, 0)
+        >>> sched.step(); sched()
+        0.4
     """
 
     base_lr: float
@@ -143,11 +154,13 @@ class LRScheduler:
     def set_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore a state from :meth:`state_dict` (keys are checked before anything changes)."""
         self._check_state_dict(state_dict)
+        values = {}  # all converted first: a value that fails changes nothing
         for key in self.keys:
             value = state_dict[key]
             if isinstance(value, (np.ndarray, np.generic)):
                 value = value.item()
-            self.__dict__[key] = value
+            values[key] = value
+        self.__dict__.update(values)
         if len(state_dict) > len(self.keys):
             warnings.warn(
                 "There are some unused values in state_dict. Maybe the optimizer have "
@@ -170,6 +183,19 @@ class NoamDecay(LRScheduler):
         d_model: the model width :math:`d` (> 0).
         warmup_steps: :math:`w`.
         learning_rate: the multiplier (default 1.0).
+        last_epoch: the epoch before the first :meth:`step` (-1, the default, starts at
+            epoch 0).
+        verbose: print the learning rate at every :meth:`step`.
+
+    Example:
+        >>> from polyoptim.paddle.lr import NoamDecay
+        >>> sched = NoamDecay(d_model=64, warmup_steps=3)
+        >>> rates = []
+        >>> for epoch in range(6):
+        ...     rates.append(round(sched(), 6))  # this epoch's rate
+        ...     sched.step()
+        >>> rates
+        [0.0, 0.024056, 0.048113, 0.072169, 0.0625, 0.055902]
     """
 
     def __init__(
@@ -198,6 +224,19 @@ class PiecewiseDecay(LRScheduler):
     Args:
         boundaries: increasing epochs.
         values: one more value than boundaries.
+        last_epoch: the epoch before the first :meth:`step` (-1, the default, starts at
+            epoch 0).
+        verbose: print the learning rate at every :meth:`step`.
+
+    Example:
+        >>> from polyoptim.paddle.lr import PiecewiseDecay
+        >>> sched = PiecewiseDecay(boundaries=[2, 4], values=[0.1, 0.01, 0.001])
+        >>> rates = []
+        >>> for epoch in range(6):
+        ...     rates.append(round(sched(), 6))  # this epoch's rate
+        ...     sched.step()
+        >>> rates
+        [0.1, 0.1, 0.01, 0.01, 0.001, 0.001]
     """
 
     def __init__(
@@ -231,6 +270,19 @@ class NaturalExpDecay(LRScheduler):
     Args:
         learning_rate: the initial learning rate.
         gamma: the decay rate (> 0).
+        last_epoch: the epoch before the first :meth:`step` (-1, the default, starts at
+            epoch 0).
+        verbose: print the learning rate at every :meth:`step`.
+
+    Example:
+        >>> from polyoptim.paddle.lr import NaturalExpDecay
+        >>> sched = NaturalExpDecay(learning_rate=0.5, gamma=0.1)
+        >>> rates = []
+        >>> for epoch in range(4):
+        ...     rates.append(round(sched(), 6))  # this epoch's rate
+        ...     sched.step()
+        >>> rates
+        [0.5, 0.452419, 0.409365, 0.370409]
     """
 
     def __init__(
@@ -252,6 +304,19 @@ class InverseTimeDecay(LRScheduler):
     Args:
         learning_rate: the initial learning rate.
         gamma: the decay rate.
+        last_epoch: the epoch before the first :meth:`step` (-1, the default, starts at
+            epoch 0).
+        verbose: print the learning rate at every :meth:`step`.
+
+    Example:
+        >>> from polyoptim.paddle.lr import InverseTimeDecay
+        >>> sched = InverseTimeDecay(learning_rate=0.5, gamma=0.5)
+        >>> rates = []
+        >>> for epoch in range(4):
+        ...     rates.append(round(sched(), 6))  # this epoch's rate
+        ...     sched.step()
+        >>> rates
+        [0.5, 0.333333, 0.25, 0.2]
     """
 
     def __init__(
@@ -274,6 +339,19 @@ class PolynomialDecay(LRScheduler):
         end_lr: the final learning rate (default 1e-4).
         power: the exponent (> 0).
         cycle: restart the decay every ``decay_steps``.
+        last_epoch: the epoch before the first :meth:`step` (-1, the default, starts at
+            epoch 0).
+        verbose: print the learning rate at every :meth:`step`.
+
+    Example:
+        >>> from polyoptim.paddle.lr import PolynomialDecay
+        >>> sched = PolynomialDecay(learning_rate=0.5, decay_steps=4, end_lr=0.1)
+        >>> rates = []
+        >>> for epoch in range(6):
+        ...     rates.append(round(sched(), 6))  # this epoch's rate
+        ...     sched.step()
+        >>> rates
+        [0.5, 0.4, 0.3, 0.2, 0.1, 0.1]
     """
 
     def __init__(
@@ -321,6 +399,19 @@ class LinearWarmup(LRScheduler):
         warmup_steps: a positive int.
         start_lr: the first learning rate.
         end_lr: the learning rate reached at the end of warm-up (> ``start_lr``).
+        last_epoch: the epoch before the first :meth:`step` (-1, the default, starts at
+            epoch 0).
+        verbose: print the learning rate at every :meth:`step`.
+
+    Example:
+        >>> from polyoptim.paddle.lr import LinearWarmup
+        >>> sched = LinearWarmup(learning_rate=0.5, warmup_steps=4, start_lr=0.0, end_lr=0.5)
+        >>> rates = []
+        >>> for epoch in range(6):
+        ...     rates.append(round(sched(), 6))  # this epoch's rate
+        ...     sched.step()
+        >>> rates
+        [0.0, 0.125, 0.25, 0.375, 0.5, 0.5]
     """
 
     def __init__(
@@ -386,6 +477,19 @@ class ExponentialDecay(LRScheduler):
     Args:
         learning_rate: the initial learning rate.
         gamma: in (0, 1).
+        last_epoch: the epoch before the first :meth:`step` (-1, the default, starts at
+            epoch 0).
+        verbose: print the learning rate at every :meth:`step`.
+
+    Example:
+        >>> from polyoptim.paddle.lr import ExponentialDecay
+        >>> sched = ExponentialDecay(learning_rate=0.5, gamma=0.9)
+        >>> rates = []
+        >>> for epoch in range(4):
+        ...     rates.append(round(sched(), 6))  # this epoch's rate
+        ...     sched.step()
+        >>> rates
+        [0.5, 0.45, 0.405, 0.3645]
     """
 
     def __init__(
@@ -408,6 +512,19 @@ class MultiStepDecay(LRScheduler):
         learning_rate: the initial learning rate.
         milestones: increasing epochs (list or tuple).
         gamma: the factor (< 1, default 0.1).
+        last_epoch: the epoch before the first :meth:`step` (-1, the default, starts at
+            epoch 0).
+        verbose: print the learning rate at every :meth:`step`.
+
+    Example:
+        >>> from polyoptim.paddle.lr import MultiStepDecay
+        >>> sched = MultiStepDecay(learning_rate=0.5, milestones=[2, 4], gamma=0.1)
+        >>> rates = []
+        >>> for epoch in range(6):
+        ...     rates.append(round(sched(), 6))  # this epoch's rate
+        ...     sched.step()
+        >>> rates
+        [0.5, 0.5, 0.05, 0.05, 0.005, 0.005]
     """
 
     def __init__(
@@ -445,6 +562,19 @@ class StepDecay(LRScheduler):
         learning_rate: the initial learning rate.
         step_size: :math:`s` (a positive int).
         gamma: the factor (< 1, default 0.1).
+        last_epoch: the epoch before the first :meth:`step` (-1, the default, starts at
+            epoch 0).
+        verbose: print the learning rate at every :meth:`step`.
+
+    Example:
+        >>> from polyoptim.paddle.lr import StepDecay
+        >>> sched = StepDecay(learning_rate=0.5, step_size=2, gamma=0.1)
+        >>> rates = []
+        >>> for epoch in range(5):
+        ...     rates.append(round(sched(), 6))  # this epoch's rate
+        ...     sched.step()
+        >>> rates
+        [0.5, 0.5, 0.05, 0.05, 0.005]
     """
 
     def __init__(
@@ -488,6 +618,19 @@ class LambdaDecay(LRScheduler):
     Args:
         learning_rate: the initial learning rate.
         lr_lambda: a function of the epoch.
+        last_epoch: the epoch before the first :meth:`step` (-1, the default, starts at
+            epoch 0).
+        verbose: print the learning rate at every :meth:`step`.
+
+    Example:
+        >>> from polyoptim.paddle.lr import LambdaDecay
+        >>> sched = LambdaDecay(learning_rate=0.5, lr_lambda=lambda epoch: 0.9**epoch)
+        >>> rates = []
+        >>> for epoch in range(4):
+        ...     rates.append(round(sched(), 6))  # this epoch's rate
+        ...     sched.step()
+        >>> rates
+        [0.5, 0.45, 0.405, 0.3645]
     """
 
     def __init__(
@@ -510,6 +653,19 @@ class MultiplicativeDecay(LRScheduler):
     Args:
         learning_rate: the initial learning rate.
         lr_lambda: a function of the epoch.
+        last_epoch: the epoch before the first :meth:`step` (-1, the default, starts at
+            epoch 0).
+        verbose: print the learning rate at every :meth:`step`.
+
+    Example:
+        >>> from polyoptim.paddle.lr import MultiplicativeDecay
+        >>> sched = MultiplicativeDecay(learning_rate=0.5, lr_lambda=lambda epoch: 0.5)
+        >>> rates = []
+        >>> for epoch in range(4):
+        ...     rates.append(round(sched(), 6))  # this epoch's rate
+        ...     sched.step()
+        >>> rates
+        [0.5, 0.25, 0.125, 0.0625]
     """
 
     def __init__(
@@ -548,6 +704,19 @@ class ReduceOnPlateau(LRScheduler):
         cooldown: epochs to wait after a reduction.
         min_lr: the lower bound.
         epsilon: the smallest change applied.
+        last_epoch: the epoch before the first :meth:`step` (-1, the default, starts at
+            epoch 0).
+        verbose: print the learning rate at every :meth:`step`.
+
+    Example:
+        >>> from polyoptim.paddle.lr import ReduceOnPlateau
+        >>> sched = ReduceOnPlateau(learning_rate=0.5, factor=0.5, patience=1)
+        >>> rates = []
+        >>> for loss in [1.0, 0.9, 0.9, 0.9, 0.9, 0.9]:  # one step per epoch, with its metric
+        ...     rates.append(round(sched(), 6))
+        ...     sched.step(loss)
+        >>> rates
+        [0.5, 0.5, 0.5, 0.5, 0.25, 0.25]
     """
 
     def __init__(
@@ -659,6 +828,19 @@ class CosineAnnealingDecay(LRScheduler):
         learning_rate: the initial learning rate.
         T_max: half the period (a positive int).
         eta_min: the minimum (default 0).
+        last_epoch: the epoch before the first :meth:`step` (-1, the default, starts at
+            epoch 0).
+        verbose: print the learning rate at every :meth:`step`.
+
+    Example:
+        >>> from polyoptim.paddle.lr import CosineAnnealingDecay
+        >>> sched = CosineAnnealingDecay(learning_rate=0.5, T_max=4)
+        >>> rates = []
+        >>> for epoch in range(6):
+        ...     rates.append(round(sched(), 6))  # this epoch's rate
+        ...     sched.step()
+        >>> rates
+        [0.5, 0.426777, 0.25, 0.073223, 0.0, 0.073223]
     """
 
     def __init__(
@@ -719,6 +901,19 @@ class OneCycleLR(LRScheduler):
         phase_pct: the fraction of steps spent increasing (a float in [0, 1]).
         anneal_strategy: ``'cos'`` or ``'linear'``.
         three_phase: use the three-phase schedule.
+        last_epoch: the epoch before the first :meth:`step` (-1, the default, starts at
+            epoch 0).
+        verbose: print the learning rate at every :meth:`step`.
+
+    Example:
+        >>> from polyoptim.paddle.lr import OneCycleLR
+        >>> sched = OneCycleLR(max_learning_rate=1.0, total_steps=6, phase_pct=0.4)
+        >>> rates = []
+        >>> for epoch in range(6):
+        ...     rates.append(round(sched(), 4))  # this epoch's rate
+        ...     sched.step()
+        >>> rates
+        [0.04, 0.8193, 0.933, 0.5869, 0.1787, 0.0001]
     """
 
     def __init__(
@@ -824,6 +1019,19 @@ class CyclicLR(LRScheduler):
         exp_gamma: the factor of ``'exp_range'`` (a float).
         scale_fn: a custom scaling function (overrides ``mode``).
         scale_mode: ``'cycle'`` or ``'iterations'``, the argument given to ``scale_fn``.
+        last_epoch: the epoch before the first :meth:`step` (-1, the default, starts at
+            epoch 0).
+        verbose: print the learning rate at every :meth:`step`.
+
+    Example:
+        >>> from polyoptim.paddle.lr import CyclicLR
+        >>> sched = CyclicLR(base_learning_rate=0.1, max_learning_rate=0.5, step_size_up=2)
+        >>> rates = []
+        >>> for epoch in range(6):
+        ...     rates.append(round(sched(), 6))  # this epoch's rate
+        ...     sched.step()
+        >>> rates
+        [0.1, 0.3, 0.5, 0.3, 0.1, 0.3]
     """
 
     def __init__(
@@ -926,6 +1134,19 @@ class LinearLR(LRScheduler):
         total_steps: the number of epochs of the ramp (> 0).
         start_factor: in (0, 1] (default 1/3).
         end_factor: in [0, 1] (default 1).
+        last_epoch: the epoch before the first :meth:`step` (-1, the default, starts at
+            epoch 0).
+        verbose: print the learning rate at every :meth:`step`.
+
+    Example:
+        >>> from polyoptim.paddle.lr import LinearLR
+        >>> sched = LinearLR(learning_rate=0.5, total_steps=3, start_factor=0.25)
+        >>> rates = []
+        >>> for epoch in range(5):
+        ...     rates.append(round(sched(), 6))  # this epoch's rate
+        ...     sched.step()
+        >>> rates
+        [0.125, 0.25, 0.375, 0.5, 0.5]
     """
 
     def __init__(
@@ -972,6 +1193,19 @@ class CosineAnnealingWarmRestarts(LRScheduler):
         T_0: the first period (a positive int).
         T_mult: the period factor (an int >= 1).
         eta_min: the minimum.
+        last_epoch: the epoch before the first :meth:`step` (-1, the default, starts at
+            epoch 0).
+        verbose: print the learning rate at every :meth:`step`.
+
+    Example:
+        >>> from polyoptim.paddle.lr import CosineAnnealingWarmRestarts
+        >>> sched = CosineAnnealingWarmRestarts(learning_rate=0.5, T_0=2, T_mult=2)
+        >>> rates = []
+        >>> for epoch in range(7):
+        ...     rates.append(round(sched(), 6))  # this epoch's rate
+        ...     sched.step()
+        >>> rates
+        [0.5, 0.25, 0.5, 0.426777, 0.25, 0.073223, 0.5]
     """
 
     def __init__(

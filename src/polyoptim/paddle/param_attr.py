@@ -121,7 +121,26 @@ _DEFAULT = ParamAttr()
 
 
 def param_attr(tensor: torch.Tensor) -> ParamAttr:
-    """The tensor's :class:`ParamAttr` (defaults when none was set)."""
+    r"""The tensor's :class:`ParamAttr` (defaults when none was set).
+
+    Args:
+        tensor: a parameter (``torch.Tensor``).
+
+    Returns:
+        The :class:`ParamAttr` set with :meth:`ParamAttr.apply` or :func:`set_param_attr`, or
+        one with Paddle's defaults (``learning_rate=1.0``, no name, no regularizer,
+        ``need_clip=True``, ``trainable=True``).
+
+    Example:
+        >>> import torch
+        >>> from polyoptim import paddle as P
+        >>> w = torch.nn.Parameter(torch.ones(2))
+        >>> P.param_attr(w).learning_rate
+        1.0
+        >>> _ = P.set_param_attr(w, learning_rate=0.5)
+        >>> P.param_attr(w).learning_rate
+        0.5
+    """
     attr = getattr(tensor, "paddle_attr", None)
     return attr if isinstance(attr, ParamAttr) else _DEFAULT
 

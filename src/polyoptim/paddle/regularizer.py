@@ -102,9 +102,10 @@ class L2Decay(WeightDecayRegularizer):
     __repr__ = __str__
 
 
-def as_regularizer(weight_decay: Any) -> WeightDecayRegularizer | None:
+def as_regularizer(weight_decay: Any) -> Any:
     """Paddle's reading of a ``weight_decay`` argument: a number means ``L2Decay(number)``, a
-    one-element Tensor likewise, ``None`` means none, a regularizer is kept."""
+    one-element Tensor likewise, ``None`` means none, a regularizer is kept -- and so is
+    anything else, which the step refuses as Paddle's does."""
     if weight_decay is None or isinstance(weight_decay, WeightDecayRegularizer):
         return weight_decay
     if isinstance(weight_decay, bool):
@@ -113,10 +114,9 @@ def as_regularizer(weight_decay: Any) -> WeightDecayRegularizer | None:
         return L2Decay(float(weight_decay))
     if isinstance(weight_decay, torch.Tensor) and weight_decay.numel() == 1:
         return L2Decay(float(weight_decay))
-    raise TypeError(
-        "weight_decay should be a float, a one-element Tensor, L1Decay or L2Decay, "
-        f"but got {type(weight_decay).__name__}"
-    )
+    # Paddle keeps anything else and calls it at the step ("'str' object is not callable"):
+    # so does polyoptim (Optimizer.step refuses it before anything changes)
+    return weight_decay
 
 
 __all__ = ["L1Decay", "L2Decay", "WeightDecayRegularizer", "as_regularizer"]

@@ -36,6 +36,8 @@ class SGD(Optimizer):
 
     rule = sgd
 
+    _kernel_dtypes = "float64, float32, bfloat16"
+
     def __init__(
         self,
         learning_rate: float | LRScheduler = 0.001,
@@ -89,6 +91,8 @@ class Momentum(Optimizer):
     rule = sgd
     _accumulators = (Acc("velocity", "momentum_buffer"),)
 
+    _kernel_args = {"momentum": (6, "double"), "rescale_grad": (11, "double")}
+
     def __init__(
         self,
         learning_rate: float | LRScheduler = 0.001,
@@ -107,6 +111,9 @@ class Momentum(Optimizer):
         if momentum is None:
             raise ValueError("momentum is not set")
         self._multi_precision = multi_precision
+        self._use_multi_tensor = use_multi_tensor
+        if isinstance(parameters, list) and parameters and isinstance(parameters[0], dict):
+            _fuse_group_l2(parameters, weight_decay)
         defaults = {
             "momentum": momentum,
             "use_nesterov": bool(use_nesterov),
@@ -125,6 +132,16 @@ class Momentum(Optimizer):
             "nesterov": bool(hp["use_nesterov"]),
         }
 
+    def _regularizer_of(self, p: Any, group: dict[str, Any]) -> Any:
+        """A group's L2 decay is the one :func:`_fuse_group_l2` recorded in it (Paddle fuses it
+        into the kernel); its other regularizers apply as given; nothing falls back to the
+        optimizer's L2 decay."""
+        if self._group_rules(group) and "regularization_method" in group:
+            if group["regularization_method"] == "l2_decay":
+                return L2Decay(float(group["regularization_coeff"]))
+            return group.get("weight_decay")
+        return super()._regularizer_of(p, group)
+
     def _decay_transforms(self) -> list[GradTransform]:
         """clip → regularizers other than L2 → ``rescale_grad`` → L2 (Paddle's fused kernel)."""
 
@@ -141,3 +158,24 @@ class Momentum(Optimizer):
             rescale,
             self._regularize_transform(lambda r: isinstance(r, L2Decay)),
         ]
+
+
+def _fuse_group_l2(groups: list[dict[str, Any]], weight_decay: Any) -> None:
+    """Rewrite the caller's group dicts as Paddle's ``Momentum`` does: an L2 decay (``L2Decay``
+    or a number; the optimizer's when the group sets none) moves to ``regularization_method`` /
+    ``regularization_coeff`` for the fused kernel and ``weight_decay`` becomes None; any other
+    regularizer stays. A second ``Momentum`` built from the same dicts therefore sees no L2 decay
+    in them, exactly as in Paddle (PaddleClas rebuilds its Momentum with
+    ``use_multi_tensor=True`` this way, and trains without the group decay)."""
+    if isinstance(weight_decay, int) and not isinstance(weight_decay, bool):
+        weight_decay = float(weight_decay)
+    for group in groups:
+        decay = group.get("weight_decay", weight_decay)
+        if isinstance(decay, int) and not isinstance(decay, bool):
+            decay = float(decay)
+        fused = isinstance(decay, L2Decay | float)
+        group["regularization_method"] = "l2_decay" if fused else ""
+        group["regularization_coeff"] = (
+            float(decay) if isinstance(decay, float) else decay.coeff if fused else 0.0
+        )
+        group["weight_decay"] = None if fused else decay

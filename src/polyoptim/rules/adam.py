@@ -14,11 +14,7 @@ Adam (torch's form; decay and ``maximize`` come from the prologue):
 
 from __future__ import annotations
 
-import math
-
-import torch
-
-from .base import Buffer, Rule, step_counter, step_of
+from .base import Buffer, Rule, as_float, host_scalar, sqrt, step_counter, step_of
 
 
 def _betas(hp):
@@ -46,11 +42,11 @@ def adam_prepare(hp, state, fresh):
         # torch takes the bias corrections from the float32 step tensor on these paths;
         # 1 - β2^t loses digits there, and the numbers must agree
         t_f32 = state["step"]
-        step_size = lr / float(1 - beta1**t_f32)
-        bc2_sqrt = float((1 - beta2**t_f32).sqrt())
+        step_size = lr / as_float(1 - beta1**t_f32)
+        bc2_sqrt = as_float((1 - beta2**t_f32).sqrt())
     else:
         step_size = lr / (1 - beta1**t)
-        bc2_sqrt = math.sqrt(1 - beta2**t)
+        bc2_sqrt = sqrt(1 - beta2**t)
     return {
         "beta1": beta1,
         "beta2": beta2,
@@ -123,7 +119,7 @@ def nadam_prepare(hp, state, fresh):
     mu_next = beta1 * (1.0 - 0.5 * (0.96 ** ((t + 1) * psi)))
     # the running product is kept in float32 state, so it is rounded there as torch rounds it
     state["mu_product"] *= mu
-    prod = float(state["mu_product"].item())
+    prod = as_float(state["mu_product"])
     return {
         "beta1": beta1,
         "beta2": beta2,
@@ -141,17 +137,41 @@ nadam = Rule(
     prepare=nadam_prepare,
     host_state={
         "step": step_counter,
-        "mu_product": lambda p, hp: torch.tensor(1.0, dtype=torch.float32),
+        "mu_product": host_scalar(1.0),
     },
 )
 
 
 # -- RAdam -------------------------------------------------------------------------------------
-def radam_update(ops, p, g, m, v, *, lr, beta1, beta2, eps, bc1, bc2_sqrt, rect):
+def radam_update(
+    ops,
+    p,
+    g,
+    m,
+    v,
+    *,
+    lr,
+    beta1,
+    beta2,
+    eps,
+    bc1,
+    bc2_sqrt,
+    rect,
+    folded=False,
+    rect_step=0.0,
+    unrect_step=0.0,
+):
     r"""Rectified Adam: when the variance is tractable (``ρ_t > 5``)
-    ``p ← p − γ · m/(1-β1^t) · √(1-β2^t)/(√v + ε) · r_t``, else ``p ← p − γ · m/(1-β1^t)``."""
+    ``p ← p − γ · m/(1-β1^t) · √(1-β2^t)/(√v + ε) · r_t``, else ``p ← p − γ · m/(1-β1^t)``.
+
+    ``folded``: torch's multi-tensor form of the same step (its ``foreach=True`` path), the
+    per-tensor factors folded on the host: ``p ← p + m · (1 / ((√v + ε) / c_r) + c_u)`` with
+    ``c_r = −√(1-β2^t) · γ r_t/(1-β1^t)`` and ``c_u = −γ [r_t = 0]/(1-β1^t)`` -- one temporary
+    and five passes instead of the for-loop's chain of products."""
     m = ops.lerp(m, g, 1 - beta1)
     v = ops.addcmul(v * beta2, g, g, 1 - beta2)
+    if folded:
+        return ops.addcmul(p, m, 1 / ((ops.sqrt(v) + eps) / rect_step) + unrect_step, 1), m, v
     m_hat = m / bc1
     if rect is not None:
         p = p + (-1.0) * (m_hat * lr * (bc2_sqrt / (ops.sqrt(v) + eps)) * rect)
@@ -171,14 +191,25 @@ def radam_prepare(hp, state, fresh):
         rect = (
             (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
         ) ** 0.5
+    lr, bc1 = float(hp["lr"]), 1 - beta1**t
+    folded = bool(hp.get("foreach")) and not hp.get("differentiable")
+    rect_step = unrect_step = 0.0
+    if folded:  # torch's host arithmetic for its multi-tensor step, in its order
+        r = rect if rect is not None else 0
+        rect_step = (bc2**0.5) * (lr * r / bc1) * -1
+        unrect_step = (lr * (0 if r > 0 else 1.0) / bc1) * -1
+        rect = None  # the folded update does not branch on it
     return {
-        "lr": float(hp["lr"]),
+        "lr": lr,
         "beta1": beta1,
         "beta2": beta2,
         "eps": hp["eps"],
-        "bc1": 1 - beta1**t,
+        "bc1": bc1,
         "bc2_sqrt": bc2**0.5,
         "rect": rect,
+        "folded": folded,
+        "rect_step": rect_step,
+        "unrect_step": unrect_step,
     }
 
 

@@ -16,6 +16,7 @@ kernel writes back. Nothing is updated in place inside a rule.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,9 +37,21 @@ def ones(p: torch.Tensor, hp: Hyper) -> torch.Tensor:
     return torch.ones_like(p, memory_format=torch.preserve_format)
 
 
-def step_counter(p: torch.Tensor, hp: Hyper) -> torch.Tensor:
-    """torch's ``step`` state: a 0-d float32 tensor on the host."""
-    return torch.tensor(0.0, dtype=torch.float32)
+def host_scalar(value: float) -> Callable[[torch.Tensor, Hyper], torch.Tensor]:
+    """The initialiser of a 0-d float32 host-state tensor holding ``value``: on the parameter's
+    device with ``capturable`` or ``fused`` (as torch keeps ``step`` and ``mu_product``
+    there), else on the host."""
+
+    def init(p: torch.Tensor, hp: Hyper) -> torch.Tensor:
+        if hp.get("capturable") or hp.get("fused"):
+            return torch.full((), value, dtype=torch.float32, device=p.device)
+        return torch.tensor(value, dtype=torch.float32)
+
+    return init
+
+
+#: torch's ``step`` state (see :func:`host_scalar`)
+step_counter = host_scalar(0.0)
 
 
 @dataclass(frozen=True)
@@ -89,11 +102,36 @@ class Rule:
             state[b.name] = b.init(p, hp)
 
 
-def step_of(state: MutableMapping[str, Any]) -> float:
-    """Advance the ``step`` counter kept in the state and return its new value."""
+def host_float(t: torch.Tensor) -> float:
+    """A one-element tensor's value as a Python float. A ``DTensor`` (a norm of a sharded
+    parameter is a pending reduction over the ranks) is reduced first: its ``item()`` would
+    read this rank's partial value."""
+    full = getattr(t, "full_tensor", None)
+    return float(full() if full is not None else t)
+
+
+def as_float(x: Any) -> Any:
+    """``float(x)`` for a number or a one-element tensor. A kernel that computes the host
+    scalars on the device (a ``capturable`` step: no host synchronisation) passes values that
+    convert themselves instead, so a rule's ``prepare`` stays one text for both."""
+    convert = getattr(x, "as_float", None)
+    return convert() if convert is not None else float(x)
+
+
+def sqrt(x: Any) -> Any:
+    """``math.sqrt`` of a host scalar (or of per-tensor device values, see :func:`as_float`)."""
+    return x.sqrt() if hasattr(x, "as_float") else math.sqrt(x)
+
+
+def step_of(state: MutableMapping[str, Any]) -> Any:
+    """Advance the ``step`` counter kept in the state and return its new value (a float; see
+    :func:`as_float`)."""
     step = state["step"]
     if isinstance(step, torch.Tensor):
         step += 1
         return float(step.item())
+    if hasattr(step, "as_float"):
+        step += 1
+        return step.as_float()
     state["step"] = step + 1
     return float(step + 1)

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Buffer, Rule, step_counter, step_of
+from .base import Buffer, Rule, host_float, step_counter, step_of
 
 
 def lamb_direction(ops, p, g, m, v, *, beta1, beta2, eps, bc1, bc2, weight_decay):
@@ -51,8 +51,8 @@ def lamb_trust_ratio(p: torch.Tensor, r: torch.Tensor) -> float:
     r""":math:`\lVert p\rVert_2 / \lVert r\rVert_2` (norms in float32, or float64 for float64
     tensors), or 1 when either norm is 0."""
     acc = torch.float64 if p.dtype == torch.float64 else torch.float32
-    pn = float(torch.linalg.vector_norm(p.to(acc)))
-    rn = float(torch.linalg.vector_norm(r.to(acc)))
+    pn = host_float(torch.linalg.vector_norm(p.to(acc)))
+    rn = host_float(torch.linalg.vector_norm(r.to(acc)))
     return pn / rn if pn > 0 and rn > 0 else 1.0
 
 

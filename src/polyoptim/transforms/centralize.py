@@ -13,12 +13,23 @@ from ._select import Where, everywhere, selected
 def centralize(
     min_ndim: int = 2, divisible: int | None = None, where: Where = everywhere
 ) -> GradTransform:
-    """Subtract the mean over axes 1..n-1 from each qualifying gradient.
+    r"""Gradient centralization: subtract from each gradient its mean over axes 1..n-1.
+
+    .. math::
+        g \leftarrow g - \operatorname{mean}_{1..n-1}(g)
+
+    (for a matrix, each row's mean). Gradients with fewer than ``min_ndim`` dimensions, or
+    whose ``shape[1]`` is not a multiple of ``divisible``, are left as they are.
 
     Args:
-        min_ndim: skip gradients with fewer dimensions.
-        divisible: when set, skip gradients whose ``shape[1]`` is not a multiple of it.
-        where: which parameters are centralized.
+        min_ndim: skip gradients with fewer dimensions (default 2).
+        divisible: when set, skip gradients whose ``shape[1]`` is not a multiple of it
+            (MindSpore's rule uses 16).
+        where: ``where(param, group) -> bool`` chooses the parameters it acts on (default: all).
+
+    Returns:
+        A transform for :meth:`polyoptim.Optimizer.add_transform`; it runs over all param groups
+        before the update, in the order the transforms were added.
 
     Example:
         >>> import torch, polyoptim

@@ -19,7 +19,16 @@ from ._select import Where, everywhere, selected
 def clip_by_value(
     max_value: float, min_value: float | None = None, where: Where = everywhere
 ) -> GradTransform:
-    r""":math:`g \leftarrow \operatorname{clip}(g, \min, \max)`; ``min`` defaults to ``-max``.
+    r""":math:`g \leftarrow \operatorname{clip}(g, \min, \max)`, element-wise.
+
+    Args:
+        max_value: the upper bound :math:`\max`.
+        min_value: the lower bound :math:`\min` (default ``-max_value``).
+        where: ``where(param, group) -> bool`` chooses the parameters it acts on (default: all).
+
+    Returns:
+        A transform for :meth:`polyoptim.Optimizer.add_transform`; it runs over all param groups
+        before the update, in the order the transforms were added.
 
     Example:
         >>> import torch, polyoptim
@@ -38,8 +47,30 @@ def clip_by_value(
 
 
 def clip_by_norm(max_norm: float, where: Where = everywhere) -> GradTransform:
-    r"""Per tensor: :math:`g \leftarrow g \cdot c/\lVert g\rVert_2` where
-    :math:`\lVert g\rVert_2 > c` (Paddle's ``ClipGradByNorm``)."""
+    r"""Clip each gradient tensor to a norm of at most ``max_norm``, on its own.
+
+    .. math::
+        g \leftarrow g \cdot \frac{c}{\lVert g\rVert_2} \quad\text{where }
+        \lVert g\rVert_2 > c, \text{ else unchanged}
+
+    This is Paddle's ``ClipGradByNorm``; the norm of a float16/bfloat16 gradient is taken in
+    float32.
+
+    Args:
+        max_norm: :math:`c`.
+        where: ``where(param, group) -> bool`` chooses the parameters it acts on (default: all).
+
+    Returns:
+        A transform for :meth:`polyoptim.Optimizer.add_transform`; it runs over all param groups
+        before the update, in the order the transforms were added.
+
+    Example:
+        >>> import torch, polyoptim
+        >>> w = torch.nn.Parameter(torch.zeros(2)); w.grad = torch.tensor([3.0, 4.0])
+        >>> opt = polyoptim.SGD([w], lr=1.0).add_transform(clip_by_norm(1.0))
+        >>> opt.step(); w.detach()
+        tensor([-0.6000, -0.8000])
+    """
 
     def transform(groups, params, grads):
         for i, j, _, g in selected(groups, params, grads, where):

@@ -30,7 +30,16 @@ def _regularize(
 
 
 def l2_regularize(coeff: Coeff, where: Where = everywhere) -> GradTransform:
-    r""":math:`g \leftarrow g + c\,p`; ``coeff`` may be a function of (param, group).
+    r"""Coupled L2 regularization: :math:`g \leftarrow g + c\,p`.
+
+    Args:
+        coeff: :math:`c`, a float or a function ``coeff(param, group) -> float`` (0 skips the
+            parameter).
+        where: ``where(param, group) -> bool`` chooses the parameters it acts on (default: all).
+
+    Returns:
+        A transform for :meth:`polyoptim.Optimizer.add_transform`; it runs over all param groups
+        before the update, in the order the transforms were added.
 
     Example:
         >>> import torch, polyoptim
@@ -43,5 +52,22 @@ def l2_regularize(coeff: Coeff, where: Where = everywhere) -> GradTransform:
 
 
 def l1_regularize(coeff: Coeff, where: Where = everywhere) -> GradTransform:
-    r""":math:`g \leftarrow g + c\,\operatorname{sign}(p)`."""
+    r"""Coupled L1 regularization: :math:`g \leftarrow g + c\,\operatorname{sign}(p)`.
+
+    Args:
+        coeff: :math:`c`, a float or a function ``coeff(param, group) -> float`` (0 skips the
+            parameter).
+        where: ``where(param, group) -> bool`` chooses the parameters it acts on (default: all).
+
+    Returns:
+        A transform for :meth:`polyoptim.Optimizer.add_transform`; it runs over all param groups
+        before the update, in the order the transforms were added.
+
+    Example:
+        >>> import torch, polyoptim
+        >>> w = torch.nn.Parameter(torch.tensor([2.0, -2.0])); w.grad = torch.zeros(2)
+        >>> opt = polyoptim.SGD([w], lr=1.0).add_transform(l1_regularize(0.5))
+        >>> opt.step(); w.detach()
+        tensor([ 1.5000, -1.5000])
+    """
     return _regularize(coeff, torch.sign, where)

@@ -8,7 +8,17 @@ from ._select import Where, everywhere, selected
 
 
 def scale(factor: float, where: Where = everywhere) -> GradTransform:
-    """Multiply every selected gradient by ``factor`` (``1 / loss_scale`` to unscale).
+    r"""Multiply every selected gradient by a constant: :math:`g \leftarrow s\,g`.
+
+    Used to undo a static loss scale (``factor = 1 / loss_scale``).
+
+    Args:
+        factor: :math:`s`.
+        where: ``where(param, group) -> bool`` chooses the parameters it acts on (default: all).
+
+    Returns:
+        A transform for :meth:`polyoptim.Optimizer.add_transform`; it runs over all param groups
+        before the update, in the order the transforms were added.
 
     Example:
         >>> import torch, polyoptim
