@@ -102,8 +102,11 @@ def _add_demo(subparsers: Subparsers) -> None:
 def _run_demo(args: argparse.Namespace) -> int:
     # Numba's thread pool, sized before numba is imported: idle pool threads make every fused
     # step wait on a busy machine (20x slower at a load of 20 on 2 cores), and the demo's
-    # tensors are too small to gain from more than the torch threads it uses
-    os.environ.setdefault("NUMBA_NUM_THREADS", str(max(1, args.threads or 1)))
+    # tensors are too small to gain from more than the torch threads it uses. Only before Numba
+    # starts: Numba refuses a thread count changed under a running pool (an in-process caller
+    # that has used the fused kernel already keeps its pool).
+    if "numba" not in sys.modules:
+        os.environ.setdefault("NUMBA_NUM_THREADS", str(max(1, args.threads or 1)))
     try:
         from polyoptim import demo
     except ImportError as exc:  # pragma: no cover - depends on the environment
