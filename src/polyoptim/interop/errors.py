@@ -21,7 +21,13 @@ __all__ = ["CheckpointError", "CheckpointFormatError", "UnsafeCheckpointError"]
 
 
 class CheckpointError(ValueError):
-    """A checkpoint file could not be read."""
+    """A checkpoint file could not be read.
+
+    The base of the family that both checkpoint readers (``polyoptim.paddle.load`` and
+    ``polyoptim.mindspore.load_checkpoint``) raise; a ``ValueError``, so code that catches
+    ``ValueError`` around a load keeps working. :class:`CheckpointFormatError` and
+    :class:`UnsafeCheckpointError` refine it.
+    """
 
 
 class CheckpointFormatError(CheckpointError):

@@ -166,6 +166,13 @@ def adopt(net: torch.nn.Module) -> torch.nn.Module:
 
     Raises:
         TypeError: ``net`` is not a ``torch.nn.Module``.
+
+    Example:
+        >>> import torch
+        >>> from polyoptim import mindspore as ms
+        >>> net = ms.adopt(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.LayerNorm(2)))
+        >>> [p.name for p in net.trainable_params()]
+        ['0.weight', '0.bias', '1.gamma', '1.beta']
     """
     if not isinstance(net, torch.nn.Module):
         raise TypeError(f"adopt expects a torch.nn.Module, got {type(net).__name__}")

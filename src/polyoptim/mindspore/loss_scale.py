@@ -63,6 +63,14 @@ class DynamicLossScaleUpdateCell(torch.nn.Module):
 
     Its counters are buffers named as MindSpore names them (``current_iterator_step``,
     ``last_overflow_iterator_step``), so they travel in checkpoints.
+
+    Example:
+        >>> import torch
+        >>> from polyoptim import mindspore as ms
+        >>> cell = ms.DynamicLossScaleUpdateCell(1024.0, scale_factor=2.0, scale_window=1000)
+        >>> scale = torch.tensor(1024.0)
+        >>> cell(scale, True), scale  # an overflow halves the scale
+        (True, tensor(512.))
     """
 
     def __init__(self, loss_scale_value: float, scale_factor: float, scale_window: int) -> None:
@@ -98,7 +106,16 @@ class DynamicLossScaleUpdateCell(torch.nn.Module):
 
 class FixedLossScaleUpdateCell(torch.nn.Module):
     """MindSpore's ``nn.FixedLossScaleUpdateCell``: the scale never changes; ``cell(scale,
-    overflow)`` returns ``overflow`` (so the training cell skips the step on overflow)."""
+    overflow)`` returns ``overflow`` (so the training cell skips the step on overflow).
+
+    Example:
+        >>> import torch
+        >>> from polyoptim import mindspore as ms
+        >>> cell = ms.FixedLossScaleUpdateCell(64.0)
+        >>> scale = torch.tensor(64.0)
+        >>> cell(scale, True), scale, cell.get_loss_scale()
+        (True, tensor(64.), 64.0)
+    """
 
     def __init__(self, loss_scale_value: float) -> None:
         super().__init__()
@@ -113,7 +130,20 @@ class FixedLossScaleUpdateCell(torch.nn.Module):
 
 
 class LossScaleManager:
-    """Base class of MindSpore's loss-scale managers (``mindspore.amp.LossScaleManager``)."""
+    """Base class of MindSpore's loss-scale managers (``mindspore.amp.LossScaleManager``).
+
+    A subclass implements :meth:`get_loss_scale`, :meth:`update_loss_scale` and
+    :meth:`get_update_cell`; :class:`FixedLossScaleManager` and
+    :class:`DynamicLossScaleManager` are the two MindSpore ships.
+
+    Example:
+        >>> from polyoptim import mindspore as ms
+        >>> class Constant(ms.LossScaleManager):
+        ...     def get_loss_scale(self):
+        ...         return 8.0
+        >>> Constant().get_loss_scale(), Constant().get_drop_overflow_update()
+        (8.0, True)
+    """
 
     def get_loss_scale(self) -> float:
         """The current loss scale."""
@@ -143,6 +173,14 @@ class FixedLossScaleManager(LossScaleManager):
 
     Raises:
         ValueError: ``loss_scale < 1``.
+
+    Example:
+        >>> from polyoptim import mindspore as ms
+        >>> manager = ms.FixedLossScaleManager(1024.0)
+        >>> manager.get_loss_scale(), manager.get_update_cell()
+        (1024.0, FixedLossScaleUpdateCell())
+        >>> ms.FixedLossScaleManager(1024.0, drop_overflow_update=False).get_update_cell() is None
+        True
     """
 
     def __init__(self, loss_scale: float = 128.0, drop_overflow_update: bool = True) -> None:
@@ -178,6 +216,16 @@ class DynamicLossScaleManager(LossScaleManager):
     Raises:
         ValueError: a bad argument, or more than 1000 overflows in a row
             (``RuntimeError``, as MindSpore).
+
+    Example:
+        >>> from polyoptim import mindspore as ms
+        >>> manager = ms.DynamicLossScaleManager(init_loss_scale=1024, scale_window=2)
+        >>> manager.update_loss_scale(True)  # an overflow halves the scale
+        >>> manager.get_loss_scale()
+        512.0
+        >>> manager.update_loss_scale(False); manager.update_loss_scale(False)
+        >>> manager.get_loss_scale()  # two clean steps double it
+        1024.0
     """
 
     def __init__(

@@ -55,7 +55,24 @@ class _Cell(torch.nn.Module):
 
 
 class WithLossCell(_Cell):
-    """``loss_fn(backbone(data), label)`` (MindSpore's ``nn.WithLossCell``)."""
+    """``loss_fn(backbone(data), label)`` (MindSpore's ``nn.WithLossCell``).
+
+    Args:
+        backbone: the network.
+        loss_fn: a loss taking ``(output, label)``.
+
+    Example:
+        >>> import torch
+        >>> from polyoptim import mindspore as ms
+        >>> net = torch.nn.Linear(2, 1)
+        >>> with torch.no_grad():
+        ...     _ = net.weight.fill_(0.5), net.bias.zero_()
+        >>> loss_net = ms.WithLossCell(net, torch.nn.MSELoss())
+        >>> loss_net(torch.ones(1, 2), torch.zeros(1, 1)).item()
+        1.0
+        >>> loss_net.backbone_network is net
+        True
+    """
 
     def __init__(self, backbone: torch.nn.Module, loss_fn: Any) -> None:
         super().__init__()
@@ -84,6 +101,18 @@ class TrainOneStepCell(_Cell):
 
     Raises:
         ValueError: ``sens == 0``.
+
+    Example:
+        >>> import torch
+        >>> from polyoptim import mindspore as ms
+        >>> net = ms.adopt(torch.nn.Linear(2, 1))
+        >>> with torch.no_grad():
+        ...     _ = net.weight.fill_(0.5), net.bias.zero_()
+        >>> opt = ms.SGD(net.trainable_params(), learning_rate=0.1)
+        >>> step = ms.TrainOneStepCell(ms.WithLossCell(net, torch.nn.MSELoss()), opt)
+        >>> x, y = torch.ones(1, 2), torch.zeros(1, 1)
+        >>> step(x, y), step(x, y)  # the loss before each step
+        (tensor(1.), tensor(0.1600))
     """
 
     def __init__(
@@ -153,6 +182,19 @@ class TrainOneStepWithLossScaleCell(TrainOneStepCell):
     Raises:
         TypeError: ``scale_sense`` is neither.
         ValueError: a tensor ``scale_sense`` of another shape.
+
+    Example:
+        >>> import torch
+        >>> from polyoptim import mindspore as ms
+        >>> net = ms.adopt(torch.nn.Linear(2, 1))
+        >>> with torch.no_grad():
+        ...     _ = net.weight.fill_(0.5), net.bias.zero_()
+        >>> opt = ms.SGD(net.trainable_params(), learning_rate=0.1)
+        >>> manager = ms.DynamicLossScaleManager(init_loss_scale=1024)
+        >>> step = ms.TrainOneStepWithLossScaleCell(
+        ...     ms.WithLossCell(net, torch.nn.MSELoss()), opt, manager.get_update_cell())
+        >>> step(torch.ones(1, 2), torch.zeros(1, 1))  # (loss, overflow, scale)
+        (tensor(1.), tensor(False), tensor(1024.))
     """
 
     def __init__(self, network: torch.nn.Module, optimizer: Any, scale_sense: Any) -> None:

@@ -324,6 +324,14 @@ def adopt(model: torch.nn.Module) -> torch.nn.Module:
 
     Raises:
         TypeError: ``model`` is not a ``torch.nn.Module``.
+
+    Example:
+        >>> import torch
+        >>> from polyoptim import paddle as P
+        >>> with P.unique_name_guard():
+        ...     net = P.adopt(torch.nn.Linear(2, 3))
+        >>> [p.name for p in net.parameters()], net.weight.trainable
+        (['linear_0.w_0', 'linear_0.b_0'], True)
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"adopt expects a torch.nn.Module, got {type(model).__name__}")
