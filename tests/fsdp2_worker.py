@@ -4,7 +4,6 @@ optimizer on an unsharded copy of the model (the Paddle and MindSpore dialects).
 
 from __future__ import annotations
 
-import inspect
 import os
 import traceback
 from collections.abc import Callable
@@ -12,20 +11,8 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch_cases import ELEMENTWISE_NAMES, torch_has_fused
 
-ELEMENTWISE = (
-    "Adam",
-    "AdamW",
-    "Adamax",
-    "NAdam",
-    "RAdam",
-    "SGD",
-    "RMSprop",
-    "Adagrad",
-    "Adadelta",
-    "ASGD",
-    "Rprop",
-)
 PATHS = {"default": {}, "foreach": {"foreach": True}, "forloop": {"foreach": False}}
 EXTRA = {"SGD": {"momentum": 0.9}, "RMSprop": {"momentum": 0.5, "centered": True}}
 STEPS = 3
@@ -84,26 +71,18 @@ def _compare(make_ref: Callable, make_ours: Callable, mesh: Any, ref_sharded: bo
     return float((_flat(a) - _flat(b)).abs().max())
 
 
-def fused_paths() -> tuple[str, ...]:
-    """The element-wise classes whose torch signature has ``fused`` (polyoptim fuses them all
-    on the CPU; torch's CPU has fused kernels for a few of them)."""
-    return tuple(
-        n for n in ELEMENTWISE if "fused" in inspect.signature(getattr(torch.optim, n)).parameters
-    )
-
-
 def _cases() -> dict[str, tuple[Callable, Callable, bool]]:
     import polyoptim
     from polyoptim import mindspore as M
     from polyoptim import paddle as P
 
     cases: dict[str, tuple[Callable, Callable, bool]] = {}
-    for name in ELEMENTWISE:
+    for name in ELEMENTWISE_NAMES:
         kw = {"lr": 0.01, **EXTRA.get(name, {})}
         theirs = getattr(torch.optim, name)
         ours = getattr(polyoptim, name)
         for path, flags in {**PATHS, "fused": {"fused": True}}.items():
-            if path == "fused" and name not in fused_paths():
+            if path == "fused" and not torch_has_fused(name):
                 continue
 
             def ref(ps, theirs=theirs, kw=kw, flags=flags):

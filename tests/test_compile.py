@@ -5,7 +5,6 @@ recompilation when the learning rate changes, and no fake tensor ever reaching a
 from __future__ import annotations
 
 import copy
-import inspect
 import subprocess
 import sys
 import textwrap
@@ -14,24 +13,12 @@ from typing import Any
 
 import pytest
 import torch
+from torch_cases import ELEMENTWISE_NAMES, torch_has_fused
 
 import polyoptim
 from polyoptim import mindspore as M
 from polyoptim import paddle as P
 
-ELEMENTWISE = (
-    "Adam",
-    "AdamW",
-    "Adamax",
-    "NAdam",
-    "RAdam",
-    "SGD",
-    "RMSprop",
-    "Adagrad",
-    "Adadelta",
-    "ASGD",
-    "Rprop",
-)
 EXTRA: dict[str, dict[str, Any]] = {
     "SGD": {"momentum": 0.9, "nesterov": True},
     "RMSprop": {"momentum": 0.5, "centered": True},
@@ -95,9 +82,9 @@ def _run(make: Callable[[list], Any], steps: int = 4, lr_decay: bool = True) -> 
 
 def _cases() -> list:
     out = []
-    for name in ELEMENTWISE:
+    for name in ELEMENTWISE_NAMES:
         paths = dict(PATHS)
-        if "fused" in inspect.signature(getattr(torch.optim, name)).parameters:
+        if torch_has_fused(name):
             paths["fused"] = {"fused": True}
         for path, flags in paths.items():
             marks = () if (name, path) in QUICK else (pytest.mark.slow,)

@@ -10,6 +10,7 @@ import sys
 import pytest
 import torch
 import torch.multiprocessing as mp
+from torch_cases import ELEMENTWISE_NAMES, torch_has_fused
 
 pytestmark = pytest.mark.skipif(
     not torch.distributed.is_available() or sys.platform == "win32",
@@ -38,8 +39,8 @@ def results() -> dict:
 def _labels() -> list[str]:
     import fsdp2_worker
 
-    out = [f"torch.{n}.{p}" for n in fsdp2_worker.ELEMENTWISE for p in fsdp2_worker.PATHS]
-    out += [f"torch.{n}.fused" for n in fsdp2_worker.fused_paths()]
+    out = [f"torch.{n}.{p}" for n in ELEMENTWISE_NAMES for p in fsdp2_worker.PATHS]
+    out += [f"torch.{n}.fused" for n in ELEMENTWISE_NAMES if torch_has_fused(n)]
     out += ["torch.LBFGS", "torch.Muon"]
     out += [f"paddle.{n}" for n in ("Adam", "AdamW", "Momentum", "Lamb")]
     out += [f"mindspore.{n}" for n in ("Adam", "Momentum", "RMSProp", "Lamb")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,27 @@ with warnings.catch_warnings():
 import polyoptim
 
 DTYPES = (torch.float32, torch.float64)
+
+#: the element-wise optimizers of the torch dialect (a rule each, every path, the fused kernel)
+ELEMENTWISE_NAMES = (
+    "Adam",
+    "AdamW",
+    "Adamax",
+    "NAdam",
+    "RAdam",
+    "SGD",
+    "RMSprop",
+    "Adagrad",
+    "Adadelta",
+    "ASGD",
+    "Rprop",
+)
+
+
+def torch_has_fused(name: str) -> bool:
+    """Whether torch's class takes ``fused`` (polyoptim fuses every element-wise algorithm on
+    the CPU; torch's CPU has fused kernels for a few)."""
+    return "fused" in inspect.signature(getattr(torch.optim, name)).parameters
 
 
 @dataclass

@@ -153,14 +153,14 @@ def run_group(
     ``DTensor`` parameters (FSDP2, tensor parallelism) are stepped shard by shard: every kernel
     sees the local tensors (:func:`~polyoptim.kernels.local.local_step_args`).
     """
-    params, grads, states, finish = local_step_args(params, grads, states, _shaped(rule, hp))
+    params, grads, states, finish = local_step_args(params, grads, states, _shaped(rule))
     try:
         _run_group(rule, hp, params, grads, states, fresh, grad_scale, found_inf, cache)
     finally:
         finish()
 
 
-def _shaped(rule: Rule, hp: Mapping[str, Any]) -> list[str]:
+def _shaped(rule: Rule) -> list[str]:
     """The state keys holding parameter-shaped tensors."""
     return [*(b.name for b in rule.buffers), mw.MASTER_KEY]
 
@@ -245,7 +245,7 @@ def run_prepared(
         >>> p
         tensor([0.9000, 0.9000, 0.9000])
     """
-    params, grads, states, finish = local_step_args(params, grads, states, _shaped(rule, hp))
+    params, grads, states, finish = local_step_args(params, grads, states, _shaped(rule))
     try:
         _run_prepared(rule, hp, params, grads, states, scalars)
     finally:
