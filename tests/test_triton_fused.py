@@ -41,6 +41,8 @@ from test_fused_kernels import (  # noqa: E402
 
 import polyoptim  # noqa: E402
 from polyoptim.kernels import dispatch, triton_fused  # noqa: E402
+from polyoptim.rules import paddle as paddle_rules  # noqa: E402
+from polyoptim.rules.base import Rule, step_counter, step_of  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -256,6 +258,11 @@ CAPTURABLE = [
     ("Adadelta", {}),
     ("RMSprop", dict(centered=True, momentum=0.5)),
     ("Rprop", {}),
+    # RAdam's ρ_t > 5 (first true at step 6) and ASGD's μ = 1 are decided per tensor in the kernel
+    ("RAdam", {}),
+    ("RAdam", dict(weight_decay=0.1, decoupled_weight_decay=True)),
+    ("ASGD", {}),
+    ("ASGD", dict(t0=3.0, lambd=0.01, weight_decay=0.05)),
 ]
 
 
@@ -267,7 +274,7 @@ def test_capturable_step_reads_nothing_on_the_host(name, kw, monkeypatch, record
     ``capturable`` for CPU parameters; the check is lifted so the interpreter can run it.)"""
     cls = getattr(polyoptim, name)
     monkeypatch.setattr(cls, "_validate_group", lambda self, group, params: None)
-    init, grads = make([(6, 5), (17,), (3,)], torch.float32, seed=2, steps=4)
+    init, grads = make([(6, 5), (17,), (3,)], torch.float32, seed=2, steps=8)
     eager, eo = run(cls, init, grads, {**kw, "capturable": True, "foreach": False})
     params = [p.clone() for p in init]
     opt = cls(params, capturable=True, **kw)
@@ -284,23 +291,48 @@ def test_capturable_step_reads_nothing_on_the_host(name, kw, monkeypatch, record
     record_property("triton_relerr", relerr(params, eager))
 
 
-def test_capturable_falls_back_to_host_scalars_where_prepare_branches():
-    """RAdam decides on the host whether the variance is tractable (a branch on the step): its
-    capturable step computes the scalars on the host instead -- same numbers."""
-    init, grads = make([(5,)], torch.float32, seed=3, steps=7)
-    eager, _ = run(polyoptim.RAdam, init, grads, {"foreach": False})
-    hp = None
-    params = [p.clone() for p in init]
-    opt = polyoptim.RAdam(params)
-    for gs in grads:
-        params[0].grad = gs[0].clone()
-        hp = {**opt.param_groups[0], "capturable": True}
-        st = opt.state[params[0]]
-        fresh = not st
-        if fresh:
-            opt.rule.init_state(params[0], hp, st)
-        triton_fused.fused_step(opt.rule, hp, params, [params[0].grad], [st], [fresh])
-    assert_same(params, eager, torch.float32)
+def _branchy_prepare(hp, state, fresh):
+    t = step_of(state)
+    return {"lr": hp["lr"] * (0.5 if t > 2 else 1.0)}  # a host branch on the device step
+
+
+def _branchy_update(ops, p, g, *, lr):
+    return (ops.add(p, g, -lr),)
+
+
+#: a rule whose ``prepare`` decides on the host from its step counter
+BRANCHY = Rule(
+    name="branchy",
+    buffers=(),
+    update=_branchy_update,
+    prepare=_branchy_prepare,
+    host_state={"step": step_counter},
+)
+
+
+@pytest.mark.parametrize("rule", [BRANCHY, paddle_rules.radam], ids=lambda r: r.name)
+def test_capturable_falls_back_to_host_scalars_where_prepare_cannot_run_on_the_device(rule):
+    """A ``prepare`` that branches on a device value (a rule of one's own), or uses a tensor
+    method device values lack (Paddle's RAdam, ``mul_`` on its β-pows): the capturable step
+    computes the scalars on the host instead -- the same numbers, nothing half-written."""
+    init, grads = make([(5,), (3, 2)], torch.float32, seed=3, steps=7)
+    hp = {"lr": 0.1, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8}
+    hp.update(weight_decay=0.0, maximize=False, decoupled_weight_decay=False)
+    results = []
+    eager = {"fused": False, "foreach": False}
+    for backend, extra in (
+        (dispatch.run_group, eager),
+        (triton_fused.fused_step, {"capturable": True}),
+    ):
+        params = [p.clone() for p in init]
+        states = [{} for _ in params]
+        for step, gs in enumerate(grads):
+            for p, st in zip(params, states):
+                if not step:
+                    rule.init_state(p, hp, st)
+            backend(rule, {**hp, **extra}, params, list(gs), states, [not step] * len(params))
+        results.append(params)
+    assert_same(results[1], results[0], torch.float32)
 
 
 # -- many tensors: the chunk table ----------------------------------------------------------------
@@ -487,3 +519,51 @@ def test_unaligned_arrays_take_the_kernel_without_alignment_hints(monkeypatch):
         opt.step()
     assert_same(params, eager, torch.float32)
     assert picked == [False] * len(grads)  # the variant without alignment hints, every step
+
+
+# -- TRITON_INTERPRET=1: the issue's way to run the kernels on a machine without a GPU ----------
+_UNDER_TRITON_INTERPRET = """
+import torch
+from polyoptim import mindspore as ms
+from polyoptim.kernels import triton_fused
+import os
+
+def run(kernel):
+    os.environ["POLYOPTIM_KERNEL"] = kernel
+    gen = torch.Generator().manual_seed(0)
+    ps = [torch.nn.Parameter(torch.rand(40, generator=gen) + 0.5) for _ in range(2)]
+    opt = ms.FTRL(ps, learning_rate=0.05, lr_power=-0.5, l1=0.01, l2=0.001)
+    for _ in range(3):
+        opt(tuple(torch.randn(40, generator=gen) for _ in ps))
+    return ps
+
+launched = []
+real = triton_fused._launch
+triton_fused._launch = lambda *a, **k: (launched.append(1), real(*a, **k))
+got, want = run("triton"), run("numba")
+assert launched, "the Triton kernel did not run"
+for a, b in zip(got, want):
+    torch.testing.assert_close(a, b, rtol=2e-6, atol=1e-7)
+print("ok", len(launched))
+"""
+
+
+def test_kernels_with_a_power_run_under_triton_interpret():
+    """With ``TRITON_INTERPRET=1`` set before Triton is imported, ``triton.jit`` interprets
+    every kernel itself; a kernel's ``x ** y`` must still reach the portable power (the
+    interpreter has no libdevice). It did not: MindSpore's FTRL (``accum ** -lr_power`` per
+    element) failed with a ``TypeError`` inside the kernel. Now it equals the CPU kernel."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", _UNDER_TRITON_INTERPRET],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.startswith("ok")

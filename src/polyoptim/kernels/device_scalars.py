@@ -78,10 +78,46 @@ class Lanes:
     def __bool__(self) -> bool:
         raise HostSync("a branch on a device value")
 
-    def _compare(self, other: Any) -> bool:
-        raise HostSync("a comparison of a device value on the host")
+    # -- decisions per tensor, on the device ----------------------------------------------------
+    def _compare(self, other: Any, fn: Callable[[Any, Any], torch.Tensor]) -> Lanes:
+        """A comparison: 1.0/0.0 lanes, usable by :meth:`choose` (``if`` on them raises)."""
+        a, b, _ = self._operand(other)
+        if a is NotImplemented:
+            return NotImplemented
+        return Lanes(fn(a, b).to(torch.float64), True)
 
-    __lt__ = __le__ = __gt__ = __ge__ = _compare
+    def __lt__(self, o):
+        return self._compare(o, torch.lt)
+
+    def __le__(self, o):
+        return self._compare(o, torch.le)
+
+    def __gt__(self, o):
+        return self._compare(o, torch.gt)
+
+    def __ge__(self, o):
+        return self._compare(o, torch.ge)
+
+    def __eq__(self, o):  # type: ignore[override]
+        return self._compare(o, torch.eq)
+
+    def __ne__(self, o):  # type: ignore[override]
+        return self._compare(o, torch.ne)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def choose(self, a: Any, b: Any) -> Lanes:
+        """``a`` where these lanes are true, else ``b`` (``a if self else b`` per tensor)."""
+        x = a if isinstance(a, Lanes) else Lanes(torch.full_like(self.t, float(a)), True)
+        y = b if isinstance(b, Lanes) else Lanes(torch.full_like(self.t, float(b)), True)
+        xt, yt, pyfloat = x._operand(y)
+        return Lanes(torch.where(self.t != 0, xt, yt), pyfloat)
+
+    def assign(self, value: Any) -> None:
+        """``copy_`` of a new value into the host-state tensor these lanes stand for (rounded
+        to its dtype)."""
+        new = value.t if isinstance(value, Lanes) else torch.full_like(self.t, float(value))
+        self.t = new.to(self.t.dtype)
 
     # -- arithmetic -----------------------------------------------------------------------------
     def _operand(self, other: Any) -> tuple[torch.Tensor, Any, bool]:
@@ -206,7 +242,8 @@ def prepare_on_device(
     proxy = _State({k: Lanes(v.clone()) for k, v in old.items()})
     try:
         sc = rule.prepare(hp, proxy, fresh)
-    except (HostSync, RuntimeError, TypeError):  # a host branch; lanes on different devices
+    except (HostSync, RuntimeError, TypeError, AttributeError):
+        # a host branch; lanes on different devices; a tensor method lanes lack (``mul_``)
         return None  # (nothing was written: the lanes are copies)
     new: dict[str, torch.Tensor] = {}
     for k in keys:

@@ -468,9 +468,16 @@ class TraceOps:
 
     @staticmethod
     def select(flag: Any, a: Any, b: Any) -> Any:
-        """A per-tensor host decision: decided here (and guarded if numeric)."""
+        """A per-tensor host decision: decided here (and guarded if numeric) -- or, for a flag
+        known only on the device, taken in the kernel (both sides computed)."""
         if isinstance(flag, Mask | Elem):
             raise TraceError("ops.select takes a host flag, not a per-element value")
+        if isinstance(flag, Scalar) and flag.value is None:
+            na, nb = _lift(a), _lift(b)
+            if na.kind != "elem" and nb.kind != "elem":
+                raise TraceError("ops.select of two host scalars by a device flag")
+            chosen = Node("ne", (flag.node, _const(0)), "mask")
+            return Elem(Node("where", (chosen, na, nb), "elem"))
         return a if flag else b
 
 

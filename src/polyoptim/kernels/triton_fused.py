@@ -160,7 +160,9 @@ def _load(src: TritonSource, header: str, interpret: bool) -> Any:
 
             if not isinstance(fn, InterpretedFunction):
                 fn = InterpretedFunction(fn.fn)
-                module.o = _interpreted_ops()  # type: ignore[attr-defined]
+            # always: under TRITON_INTERPRET=1 the module's kernel is interpreted already, but
+            # its ``o.pow_`` would still call libdevice, which the interpreter lacks
+            module.o = _interpreted_ops()  # type: ignore[attr-defined]
         _kernels[(digest, interpret)] = fn
         _compile_log.append(dict(name=header, module=name, interpreted=interpret))
     return fn
@@ -180,11 +182,13 @@ def _interpreted_ops() -> Any:
 
         from . import triton_ops
 
+        # (under TRITON_INTERPRET=1 ``triton.jit`` made them interpreted functions already)
+        jitted = (JITFunction, InterpretedFunction)
         _INTERPRETED_OPS = SimpleNamespace(
             **{
                 k: InterpretedFunction(f.fn)
                 for k, f in vars(triton_ops).items()
-                if isinstance(f, JITFunction)
+                if isinstance(f, jitted)
             }
         )
         _INTERPRETED_OPS.pow_ = _INTERPRETED_OPS.pow_portable  # no libdevice there

@@ -14,7 +14,7 @@ Adam (torch's form; decay and ``maximize`` come from the prologue):
 
 from __future__ import annotations
 
-from .base import Buffer, Rule, as_float, host_scalar, sqrt, step_counter, step_of
+from .base import Buffer, Rule, as_float, host_scalar, on_device, sqrt, step_counter, step_of
 
 
 def _betas(hp):
@@ -160,6 +160,7 @@ def radam_update(
     folded=False,
     rect_step=0.0,
     unrect_step=0.0,
+    tractable=None,
 ):
     r"""Rectified Adam: when the variance is tractable (``ρ_t > 5``)
     ``p ← p − γ · m/(1-β1^t) · √(1-β2^t)/(√v + ε) · r_t``, else ``p ← p − γ · m/(1-β1^t)``.
@@ -167,14 +168,21 @@ def radam_update(
     ``folded``: torch's multi-tensor form of the same step (its ``foreach=True`` path), the
     per-tensor factors folded on the host: ``p ← p + m · (1 / ((√v + ε) / c_r) + c_u)`` with
     ``c_r = −√(1-β2^t) · γ r_t/(1-β1^t)`` and ``c_u = −γ [r_t = 0]/(1-β1^t)`` -- one temporary
-    and five passes instead of the for-loop's chain of products."""
+    and five passes instead of the for-loop's chain of products.
+
+    ``tractable``: per tensor, whether ``ρ_t > 5``, when it is known only on the device (a
+    ``capturable`` step): both forms are computed and the kernel picks one, with no host
+    branch."""
     m = ops.lerp(m, g, 1 - beta1)
     v = ops.addcmul(v * beta2, g, g, 1 - beta2)
     if folded:
         return ops.addcmul(p, m, 1 / ((ops.sqrt(v) + eps) / rect_step) + unrect_step, 1), m, v
     m_hat = m / bc1
     if rect is not None:
-        p = p + (-1.0) * (m_hat * lr * (bc2_sqrt / (ops.sqrt(v) + eps)) * rect)
+        step = m_hat * lr * (bc2_sqrt / (ops.sqrt(v) + eps)) * rect
+        if tractable is not None:
+            step = ops.select(tractable, step, m_hat * lr)
+        p = p + (-1.0) * step
     else:
         p = p + (-1.0) * (m_hat * lr)
     return p, m, v
@@ -186,11 +194,11 @@ def radam_prepare(hp, state, fresh):
     bc2 = 1 - beta2**t
     rho_inf = 2 / (1 - beta2) - 1
     rho_t = rho_inf - 2 * t * (beta2**t) / bc2
-    rect = None
-    if rho_t > 5.0:
-        rect = (
-            (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
-        ) ** 0.5
+    tractable = rho_t > 5.0
+    if on_device(tractable):  # a capturable step: the kernel picks per tensor, no host branch
+        rect = _rectification(rho_t, rho_inf)
+    else:
+        rect, tractable = (_rectification(rho_t, rho_inf) if tractable else None), None
     lr, bc1 = float(hp["lr"]), 1 - beta1**t
     folded = bool(hp.get("foreach")) and not hp.get("differentiable")
     rect_step = unrect_step = 0.0
@@ -198,7 +206,7 @@ def radam_prepare(hp, state, fresh):
         r = rect if rect is not None else 0
         rect_step = (bc2**0.5) * (lr * r / bc1) * -1
         unrect_step = (lr * (0 if r > 0 else 1.0) / bc1) * -1
-        rect = None  # the folded update does not branch on it
+        rect = tractable = None  # the folded update does not branch on it
     return {
         "lr": lr,
         "beta1": beta1,
@@ -210,7 +218,13 @@ def radam_prepare(hp, state, fresh):
         "folded": folded,
         "rect_step": rect_step,
         "unrect_step": unrect_step,
+        "tractable": tractable,
     }
+
+
+def _rectification(rho_t, rho_inf):
+    """RAdam's variance rectification term ``r_t`` (real where ``ρ_t > 4``)."""
+    return ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
 
 
 radam = Rule(

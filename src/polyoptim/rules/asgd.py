@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Buffer, Rule, step_counter, step_of
+from .base import Buffer, Rule, as_float, maximum, set_host_scalar, step_counter, step_of
 
 
 def update(ops, p, g, ax, *, eta, lambd, mu, copy_ax):
@@ -24,10 +24,10 @@ def update(ops, p, g, ax, *, eta, lambd, mu, copy_ax):
 
 def prepare(hp, state, fresh):
     t = step_of(state)
-    eta, mu = float(state["eta"].item()), float(state["mu"].item())
+    eta, mu = as_float(state["eta"]), as_float(state["mu"])
     lr, lambd = float(hp["lr"]), hp["lambd"]
-    state["eta"].copy_(torch.as_tensor(lr / ((1 + lambd * lr * t) ** hp["alpha"])))
-    state["mu"].copy_(torch.as_tensor(1 / max(1, t - hp["t0"])))
+    set_host_scalar(state, "eta", lr / ((1 + lambd * lr * t) ** hp["alpha"]))
+    set_host_scalar(state, "mu", 1 / maximum(1, t - hp["t0"]))
     return {"eta": eta, "lambd": lambd, "mu": mu, "copy_ax": mu == 1}
 
 

@@ -118,9 +118,41 @@ def as_float(x: Any) -> Any:
     return convert() if convert is not None else float(x)
 
 
+def on_device(x: Any) -> bool:
+    """Whether ``x`` stands for per-tensor values kept on the device (see :func:`as_float`):
+    a rule must not branch on it in Python, but may :func:`pick` by it."""
+    return hasattr(x, "as_float")
+
+
 def sqrt(x: Any) -> Any:
     """``math.sqrt`` of a host scalar (or of per-tensor device values, see :func:`as_float`)."""
-    return x.sqrt() if hasattr(x, "as_float") else math.sqrt(x)
+    return x.sqrt() if on_device(x) else math.sqrt(x)
+
+
+def pick(cond: Any, a: Any, b: Any) -> Any:
+    """``a if cond else b``, where ``cond`` may be per-tensor device values (then chosen per
+    tensor on the device, both sides computed)."""
+    if on_device(cond):
+        return cond.choose(a, b)
+    return a if cond else b
+
+
+def maximum(a: Any, b: Any) -> Any:
+    """Python's ``max(a, b)`` (``a`` unless ``b > a``) of host scalars or device values."""
+    if on_device(a) or on_device(b):
+        return pick(b > a, b, a)
+    return max(a, b)
+
+
+def set_host_scalar(state: MutableMapping[str, Any], key: str, value: Any) -> None:
+    """Write ``value`` into the one-element host-state tensor ``state[key]``, rounded to its
+    dtype as ``copy_`` of a Python float rounds it (or into device values, see
+    :func:`as_float`)."""
+    dst = state[key]
+    if on_device(dst):
+        dst.assign(value)
+    else:
+        dst.copy_(torch.as_tensor(value))
 
 
 def step_of(state: MutableMapping[str, Any]) -> Any:
@@ -130,7 +162,7 @@ def step_of(state: MutableMapping[str, Any]) -> Any:
     if isinstance(step, torch.Tensor):
         step += 1
         return float(step.item())
-    if hasattr(step, "as_float"):
+    if on_device(step):
         step += 1
         return step.as_float()
     state["step"] = step + 1
