@@ -38,6 +38,7 @@ from test_fused_kernels import (  # noqa: E402
     run,
     run_lowp_reference,
 )
+from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 
 import polyoptim  # noqa: E402
 from polyoptim.kernels import dispatch, triton_fused  # noqa: E402
@@ -219,10 +220,27 @@ def test_grad_scaler_end_to_end():
 
 
 # -- capturable: no host synchronisation ----------------------------------------------------------
+class _SyncingOps(TorchDispatchMode):
+    """Records the aten operations that bring a tensor's value to the host (a synchronisation
+    on a GPU), however they are reached -- also from C++, where no Python method is called."""
+
+    SYNCING = {"_local_scalar_dense", "nonzero", "is_nonzero", "equal", "masked_select"}
+
+    def __init__(self, reads: list[str]) -> None:
+        super().__init__()
+        self.reads = reads
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.overloadpacket.__name__ in self.SYNCING:
+            self.reads.append(f"aten.{func.overloadpacket.__name__}")
+        return func(*args, **(kwargs or {}))
+
+
 class no_host_reads:  # noqa: N801 - used as a context manager
     """Record every read of a tensor's value into Python (``item``, ``float``, ``int``,
     ``bool``, ``tolist``) -- each one a host synchronisation for a GPU tensor -- within the
-    block. ``watch``: only reads of these tensors (default: any tensor)."""
+    block, and (with no ``watch``) every aten operation that reads a value to the host.
+    ``watch``: only Python reads of these tensors."""
 
     _METHODS = ("item", "__float__", "__int__", "__bool__", "tolist", "__index__")
 
@@ -230,8 +248,11 @@ class no_host_reads:  # noqa: N801 - used as a context manager
         self.watch = watch
         self.reads: list[str] = []
         self.saved: dict[str, object] = {}
+        self.mode = None if watch else _SyncingOps(self.reads)
 
     def __enter__(self) -> list[str]:
+        if self.mode is not None:
+            self.mode.__enter__()
         for name in self._METHODS:
             real = getattr(torch.Tensor, name)
             self.saved[name] = real
@@ -247,6 +268,8 @@ class no_host_reads:  # noqa: N801 - used as a context manager
     def __exit__(self, *exc) -> None:
         for name, real in self.saved.items():
             setattr(torch.Tensor, name, real)
+        if self.mode is not None:
+            self.mode.__exit__(*exc)
 
 
 CAPTURABLE = [
